@@ -1,0 +1,79 @@
+"""Sentence splitting that respects quotes and brackets, and splits run-in headings."""
+
+from __future__ import annotations
+
+import re
+
+from .headings import MARKERS
+
+_END = set("。！？!?；;")
+_CLOSE = set("”’」』）)】》\"'")
+_OPEN = {"“": "”", "「": "」", "『": "』", "《": "》", "（": "）", "(": ")", "【": "】"}
+_CN = "一二三四五六七八九十"
+# white space in front of a numbering marker: a run-in heading inside a one-line text
+_RUN_IN = re.compile(rf"\s+(?=(?:[{_CN}]+、|\d{{1,2}}、|[（(][{_CN}\d]+[)）]|第[{_CN}]+[，,、])\S)")
+
+
+def split_run_in(text: str) -> list[str]:
+    """Split a long line at white space that precedes a numbering marker, and a heading that runs
+    into its first paragraph without punctuation ("一、坚持理论武装 2004年，…")."""
+    parts = [p for p in _RUN_IN.split(text) if p.strip()] if len(text) > 80 else [text]
+    out: list[str] = []
+    for p in parts:
+        m = None
+        for _, pat in MARKERS[1:]:
+            m = pat.match(p)
+            if m:
+                break
+        if m:
+            rest = p[m.end():]
+            gap = re.search(r"\s{1,}", rest)
+            end = re.search(r"[。！？；;!?，,]", rest)
+            if gap and (end is None or gap.start() < end.start()) and 4 <= gap.start() <= 40:
+                cut = m.end() + gap.start()
+                out.append(p[:cut])
+                out.append(p[cut:].lstrip())
+                continue
+        out.append(p)
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split on 。！？； (and ASCII forms), keeping closing quotes with their sentence.
+
+    A terminal mark inside brackets or book-title marks does not end the sentence; inside quotes
+    it does only when the closing quote follows directly (“…。”).
+    """
+    out: list[str] = []
+    buf: list[str] = []
+    depth: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        buf.append(c)
+        if c in _OPEN:
+            depth.append(_OPEN[c])
+        elif depth and c == depth[-1]:
+            depth.pop()
+        elif c in _END and (not depth or all(d in "”」』" for d in depth) or len(buf) > 150):
+            # take trailing closers and repeated marks with this sentence
+            j = i + 1
+            while j < n and (text[j] in _CLOSE or text[j] in _END):
+                if depth and text[j] == depth[-1]:
+                    depth.pop()
+                buf.append(text[j])
+                j += 1
+            if len(buf) > 150:
+                depth.clear()  # an unbalanced bracket must not swallow the paragraph
+            if not depth:
+                s = "".join(buf).strip()
+                if s:
+                    out.append(s)
+                buf = []
+            i = j
+            continue
+        i += 1
+    rest = "".join(buf).strip()
+    if rest:
+        out.append(rest)
+    return out
