@@ -15,7 +15,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from .run import RunConfig, RunError, run
 
     cfg = RunConfig(inputs=a.inputs, out=Path(a.out) if a.out else None, season=a.season,
-                    jobs=a.jobs or 1)
+                    jobs=a.jobs or 1, corrections=Path(a.corrections) if a.corrections else None,
+                    executor=a.executor, scheduler=a.scheduler, use_cache=not a.no_cache)
     if a.config:
         cfg.config = _read_config(a.config)
     try:
@@ -59,6 +60,18 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _delegate(target: str):
+    """Handler living in a stage's module ("pipeline.tag.training:train_command")."""
+
+    def handler(a: argparse.Namespace) -> int:
+        import importlib
+
+        mod, fn = target.split(":")
+        return int(getattr(importlib.import_module(mod), fn)(a) or 0)
+
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="huibian", description="汇编: analyse a season of work reports")
     p.add_argument("--version", action="version", version=f"huibian {__version__}")
@@ -70,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--season", help="season name")
     r.add_argument("--jobs", type=int, default=None, help="worker processes")
     r.add_argument("--config", help="TOML/JSON config file")
+    r.add_argument("--corrections", help="XLSX/CSV of editor corrections (from `huibian review`)")
+    r.add_argument("--executor", choices=("local", "dask"), default="local")
+    r.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+    r.add_argument("--no-cache", action="store_true", help="re-do every document")
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("eval", help="score sentence labels against a gold file")
@@ -77,6 +94,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, help="a run's output folder")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_eval)
+
+    t = sub.add_parser("train", help="fit the role tagger on gold files and corrections")
+    t.add_argument("--gold", nargs="+", required=True, help="gold JSONL files")
+    t.add_argument("--corrections", action="append", default=[], help="corrections XLSX/CSV")
+    t.add_argument("--sentences", help="a run folder whose sentences the gold refers to")
+    t.add_argument("--model", help="where to write the model (default: the packaged model)")
+    t.set_defaults(func=_delegate("pipeline.tag.training:train_command"))
+
+    rv = sub.add_parser("review", help="write the least confident sentences to an XLSX for editors")
+    rv.add_argument("dir", help="a run's output folder")
+    rv.add_argument("--out", help="XLSX to write (default DIR/review.xlsx)")
+    rv.add_argument("-n", type=int, default=200, help="how many sentences")
+    rv.set_defaults(func=_delegate("pipeline.tag.review:review_command"))
+
+    k = sub.add_parser("kwic", help="keyword in context with unit and page")
+    k.add_argument("word")
+    k.add_argument("dir", nargs="?", default="outputs/latest", help="a run's output folder")
+    k.add_argument("--width", type=int, default=20, help="characters of context each side")
+    k.add_argument("--limit", type=int, default=0, help="at most this many lines (0: all)")
+    k.set_defaults(func=_delegate("pipeline.analyze.kwic:kwic_command"))
+
+    c = sub.add_parser("compare", help="problems new / persisting / no longer reported, per unit")
+    c.add_argument("old_dir")
+    c.add_argument("new_dir")
+    c.add_argument("--out", help="folder for compare.parquet (default NEW_DIR)")
+    c.set_defaults(func=_delegate("pipeline.analyze.compare:compare_command"))
+
+    cp = sub.add_parser("compile", help="compile an anthology volume (DOCX and PDF) from a run")
+    cp.add_argument("dir", help="a run's output folder")
+    cp.add_argument("--out", required=True, help="volume.docx to write (the PDF goes beside it)")
+    cp.add_argument("--order", help="file listing article ids or titles in the wanted order")
+    cp.add_argument("--title", help="the volume's title")
+    cp.set_defaults(func=_delegate("pipeline.digest.compile:compile_command"))
     return p
 
 

@@ -7,7 +7,7 @@ their own whose files are read in addition to the bundled ones.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent.parent / "dictionaries"
@@ -26,7 +26,7 @@ def dictionary_files(name: str) -> list[Path]:
     return [d / name for d in dictionary_dirs() if (d / name).is_file()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_lines(name: str) -> tuple[str, ...]:
     """Non-empty, non-comment lines of every dictionary file called ``name``."""
     out: list[str] = []

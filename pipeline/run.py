@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,10 @@ class RunConfig:
     season: str | None = None
     jobs: int = 1
     config: dict[str, Any] = field(default_factory=dict)
+    corrections: Path | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    use_cache: bool = True
 
     @property
     def out_dir(self) -> Path:
@@ -74,7 +78,7 @@ def process_path(path: Path, source: str, root: Path | None = None,
 
 
 def run(cfg: RunConfig) -> dict[str, Any]:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     inputs = cfg.inputs or [str(SAMPLE_CORPUS)]
     for given in inputs:
         if not Path(given).exists() and not Path(given).is_symlink():
@@ -88,6 +92,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         for path, source in discover([given]):
             parts.append(process_path(path, source, root=root, timings=timings))
     frames = to_frames(parts)
+    if cfg.corrections is not None:
+        from .tag.corrections import apply_corrections
+
+        frames["sentences"] = apply_corrections(frames["sentences"], cfg.corrections)
     t0 = time.perf_counter()
     frames.update(analyze(frames))
     timings["analyze"] = time.perf_counter() - t0
@@ -105,7 +113,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     timings["digest"] = time.perf_counter() - t0
     manifest = {
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         **meta,
         "input_paths": inputs,
         "timings": {k: round(v, 3) for k, v in timings.items()},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from ..dictionaries import read_patterns
 from ..model import Sentence
@@ -11,7 +11,7 @@ from ..model import Sentence
 SECTION_LABELS = ("gap", "cause", "measure", "strength")
 
 
-@lru_cache(maxsize=None)
+@cache
 def cues(name: str) -> re.Pattern[str]:
     pats = read_patterns(f"cues/{name}.txt")
     return re.compile("|".join(f"(?:{p})" for p in pats)) if pats else re.compile(r"(?!x)x")
