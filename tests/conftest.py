@@ -1,0 +1,28 @@
+"""Shared fixtures: paths to the real inputs, and one run of the bundled sample season per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "corpus" / "sample"
+SHARED = REPO.parent / "shared"
+SEEDS = SAMPLE  # the five seeds are bundled in the sample corpus (same bytes as ../shared/seeds)
+GOLD = SHARED / "gold" / "dev.jsonl"
+
+
+def seed(prefix: str) -> Path:
+    """A seed file by its number, e.g. seed("003")."""
+    return next(SAMPLE.glob(f"{prefix}_*.txt"))
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Output folder of one `huibian run` over the bundled sample corpus (shared by tests)."""
+    from pipeline.run import RunConfig, run
+
+    out = tmp_path_factory.mktemp("sample_run")
+    run(RunConfig(inputs=[str(SAMPLE)], out=out, jobs=1))
+    return out
