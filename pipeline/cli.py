@@ -14,8 +14,12 @@ def _cmd_run(a: argparse.Namespace) -> int:
     from .outputs import OutputError
     from .run import RunConfig, RunError, run
 
+    if a.jobs is not None and a.jobs < 1:
+        print(f"huibian: --jobs must be at least 1 (got {a.jobs})", file=sys.stderr)
+        return 2
+    # --jobs unset: RunConfig uses the machine's cores
     cfg = RunConfig(inputs=a.inputs, out=Path(a.out) if a.out else None, season=a.season,
-                    jobs=a.jobs or 1, corrections=Path(a.corrections) if a.corrections else None,
+                    jobs=a.jobs, corrections=Path(a.corrections) if a.corrections else None,
                     executor=a.executor, scheduler=a.scheduler, use_cache=not a.no_cache)
     if a.config:
         cfg.config = _read_config(a.config)
@@ -26,6 +30,12 @@ def _cmd_run(a: argparse.Namespace) -> int:
         return 2
     print(f"{m['inputs']} files: {m['ok']} ok, {m['rejected']} rejected; "
           f"{m['sentences']} sentences → {m['out_dir']}")
+    if "reused" in m:  # the batch summary (pipeline/run.py): what the cache saved, where time went
+        t = m.get("timings", {})
+        print(f"reused {m['reused']} of {m.get('files_in', m['inputs'])} documents; "
+              f"processed {m.get('processed', 0)} on {m.get('executor', 'none')}"
+              f" ({m.get('workers', 0)} workers)")
+        print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     return 0
 
 

@@ -40,7 +40,7 @@ def is_traditional(text: str, threshold: float = 0.03) -> bool:
     if not han:
         return False
     converted = to_simplified("".join(han))
-    changed = sum(1 for a, b in zip(han, converted) if a != b)
+    changed = sum(1 for a, b in zip(han, converted, strict=False) if a != b)
     return changed / len(han) >= threshold
 
 

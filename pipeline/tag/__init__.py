@@ -1,19 +1,61 @@
 """Tag: a role (strength / gap / cause / measure / other), confidence, evidence and theme per
-sentence, following ../shared/annotation/GUIDE.md."""
+sentence, following ../shared/annotation/GUIDE.md.
+
+The guide's rules (``features.analyse``, cue lists in ``dictionaries/cues``) read each sentence with
+its document around it; a calibrated logistic regression (``learner``, fitted by ``huibian train``)
+reads the rules' output together with context, words and character features and takes the final
+decision. Structural lines (furniture, TOC, table rows) are always ``other``.
+"""
 
 from __future__ import annotations
 
+import os
+
 from ..model import Document
-from .rules import rule_label
+from .features import analyse
+from .learner import load_model
 from .themes import theme_of
+
+STRUCTURAL = ("furniture", "toc", "table")
 
 
 def tag(doc: Document) -> Document:
     """Label every sentence of the document (stage 5)."""
-    for s in doc.sentences:
-        s.label, s.confidence, s.evidence = rule_label(s)
+    sents = doc.sentences
+    if not sents:
+        return doc
+    titles = [a.title for a in doc.articles[:1]]
+    kinds = _article_kinds(doc)
+    ctx = analyse(sents, titles, doc.source, kinds)
+    model = None if os.environ.get("HUIBIAN_RULES_ONLY") else load_model()
+    if model is not None:
+        labels, P, X = model.predict(ctx)
+        for k, (s, c) in enumerate(zip(sents, ctx, strict=True)):
+            if s.evidence in STRUCTURAL:
+                s.label, s.confidence, s.evidence = "other", float(max(P[k].max(), c.conf)), s.evidence
+                continue
+            s.label = labels[k]
+            s.confidence = float(P[k].max())
+            s.evidence = c.evidence if labels[k] == c.label else f"model:{model.top_feature(X, k, labels[k])}"
+    else:
+        for s, c in zip(sents, ctx, strict=True):
+            s.label, s.confidence, s.evidence = c.label, c.conf, c.evidence
+    for s in sents:
         s.theme = theme_of(s.text) if s.label != "other" else ""
     return doc
+
+
+def _article_kinds(doc: Document) -> dict[str, str]:
+    """Kind of each article from its own title (an anthology holds summaries, plans and speeches)."""
+    from .features import kind_cues
+
+    out: dict[str, str] = {}
+    for a in doc.articles:
+        for kind, pat in kind_cues():
+            if pat.search(a.title or ""):
+                out[a.article_id] = kind
+                break
+    return out
 
 
 __all__ = ["tag", "theme_of"]

@@ -1,62 +1,103 @@
-"""Transparent role rules following annotation/GUIDE.md; cue lists come from dictionaries/cues."""
+"""Transparent role rules following annotation/GUIDE.md.
+
+Every cue list comes from ``dictionaries/cues/*.txt`` (users extend them there or through
+``HUIBIAN_DICTIONARIES``); this module only says in which order the guide applies them:
+section first, claim headings carry their claim, done vs. to-be-done, mixed sentences by their
+main clause, lessons under 体会 as strength, background and formulas as other.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import cache
 
-from ..dictionaries import read_patterns
+from ..dictionaries import read_patterns, read_table
 from ..model import Sentence
 
-SECTION_LABELS = ("gap", "cause", "measure", "strength")
+ROLES = ("strength", "gap", "cause", "measure")
+NEVER = re.compile(r"(?!x)x")
+
+# list markers in front of a clause (一是 / 第一， / （一） / 1、 / ① …): stripped before matching
+# clause-opening cues such as 要… / 必须…
+MARKER = re.compile(
+    r"^\s*(?:#{1,6}\s*)?(?:[-*+]\s+)?(?:"
+    r"[一二三四五六七八九十百]+\s*[、．.:：]|[（(]\s*[一二三四五六七八九十\d]+\s*[）)]|"
+    r"第[一二三四五六七八九十]+\s*[，,、:：]?(?:是|要)?|\d{1,2}\s*[、．.](?!\d)|[①-⑳]|"
+    r"[一二三四五六七八九十]是|首先[，,]?|其次[，,]?|再次[，,]?|其三[，,]?|最后[，,]?)\s*")
 
 
 @cache
 def cues(name: str) -> re.Pattern[str]:
+    """One compiled alternation of the regular expressions in ``dictionaries/cues/<name>.txt``."""
     pats = read_patterns(f"cues/{name}.txt")
-    return re.compile("|".join(f"(?:{p})" for p in pats)) if pats else re.compile(r"(?!x)x")
+    return re.compile("|".join(f"(?:{p})" for p in pats)) if pats else NEVER
+
+
+@cache
+def kind_cues() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((row[0], re.compile(row[1])) for row in read_table("cues/kind.txt") if len(row) > 1)
+
+
+def strip_marker(text: str) -> str:
+    return MARKER.sub("", text, count=1)
+
+
+def named_roles(title: str) -> list[str]:
+    """Roles a heading names ("二、存在的问题" → gap); several for "现状、差距及成因", in text order."""
+    found: list[tuple[int, str]] = []
+    for label in ("cause", "gap", "measure", "strength"):
+        m = cues(f"section_{label}").search(title)
+        if m:
+            found.append((m.start(), label))
+    return [lab for _, lab in sorted(found)]
 
 
 def section_role(section: list[str]) -> tuple[str | None, str]:
-    """Role of the innermost heading on the path that names one (rule 1: section first)."""
+    """Role of the innermost heading on the path that names exactly one (rule 1: section first)."""
     for title in reversed(section):
-        for label in ("cause", "gap", "measure", "strength"):
-            m = cues(f"section_{label}").search(title)
-            if m:
-                return label, f"section:{m.group(0)}"
+        roles = named_roles(title)
+        if len(roles) == 1:
+            m = cues(f"section_{roles[0]}").search(title)
+            return roles[0], f"section:{m.group(0) if m else roles[0]}"
+    return None, ""
+
+
+def polarity(text: str) -> tuple[str | None, str]:
+    """What a clause claims by its own words: gap, cause, measure (a demand) or strength (done)."""
+    body = strip_marker(text)
+    m = cues("cause").search(body)
+    if m:
+        return "cause", f"cue:{m.group(0)}"
+    g = cues("gap").search(body)
+    d = cues("done").search(body)
+    if g and not (d and d.start() < g.start()):
+        return "gap", f"cue:{g.group(0)}"
+    mo = cues("measure_open").search(body)
+    if mo:
+        return "measure", f"cue:{mo.group(0)}"
+    if d:
+        return "strength", f"cue:{d.group(0)}"
     return None, ""
 
 
 def rule_label(s: Sentence) -> tuple[str, float, str]:
-    """(label, confidence, evidence) by the guide's rules, without a learned model."""
+    """(label, confidence, evidence) for one sentence from its own section path and words only.
+
+    The tagger proper (``features.analyse``) also reads the document around the sentence; this is
+    the context-free fallback, kept for callers that hold a lone Sentence.
+    """
     if s.evidence in ("furniture", "toc", "table"):
         return "other", 0.95, s.evidence
-    text = s.text
+    if cues("other").search(s.text):
+        return "other", 0.7, "cue:other"
     role, why = section_role(s.section[:-1] if s.is_heading else s.section)
-    if s.is_heading and not re.search(r"[。！？!?；;]", text):
-        # a bare heading only names a section (rule 2)
-        own, _ = section_role([text])
-        if own is not None or len(text) < 20:
-            return "other", 0.8, "heading"
-    if cues("cause").search(text) and role in (None, "gap", "cause"):
-        return "cause", 0.6, "cue:cause"
-    if role == "cause":
-        return "cause", 0.75, why
-    if role == "gap":
-        return "gap", 0.7, why
-    g = cues("gap").search(text)
-    m = cues("measure").search(text)
-    st = cues("strength").search(text)
-    if g and not m:
-        return "gap", 0.55, f"cue:{g.group(0)}"
-    if role == "measure":
-        return "measure", 0.7, why
-    if role == "strength":
-        if m and not st and m.start() == 0:
-            return "strength", 0.5, why
-        return "strength", 0.7, why
-    if m and (not st or m.start() < st.start()):
-        return "measure", 0.5, f"cue:{m.group(0)}"
-    if st:
-        return "strength", 0.5, f"cue:{st.group(0)}"
+    if s.is_heading and not re.search(r"[。！？!?；;]", s.text) and (named_roles(s.text) or len(s.text) < 12):
+        return "other", 0.8, "heading"
+    pol, pwhy = polarity(s.text)
+    if role == "gap" and pol in ("measure", "cause"):
+        return pol, 0.6, pwhy
+    if role is not None:
+        return role, 0.7, why
+    if pol is not None:
+        return pol, 0.5, pwhy
     return "other", 0.4, "default"

@@ -1,0 +1,160 @@
+"""Season-scale benchmark (issue 8): full run, pipeline vs bare jieba, rerun after one change, RSS.
+
+    python benchmarks/season.py                 # 1,000 reports, full run once, reruns 3 times
+    python benchmarks/season.py --n 100 --repeat 3 --full-repeat 2 --jobs 2
+
+Builds a season of N reports from the government work reports in ../shared/corpus/gov2026 (each
+one varied — a unique sentence inserted, every number changed — so no cache can cheat), then
+prints medians of:
+  * the full run (cold cache) wall time, and characters/s of the whole pipeline next to bare
+    ``jieba.lcut`` on the same text in one process (goal: pipeline ≥ 50 % of bare jieba);
+  * the rerun after changing one file (warm cache; goal ≤ 3 s), as the CLI process's wall time
+    and as the run's own total (without Python start-up);
+  * peak RSS of the run's main process and of its largest worker (goal ≤ 1 GiB).
+Every run is a fresh ``python -m pipeline``-like child process so RSS and start-up are real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GOV = REPO.parent / "shared" / "corpus" / "gov2026"
+
+# the child: one run, then its manifest and peak RSS as JSON on stdout
+CHILD = r"""
+import json, resource, sys
+from pathlib import Path
+from pipeline.run import RunConfig, run
+inputs, out, jobs, executor = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+m = run(RunConfig(inputs=[inputs], out=Path(out), jobs=jobs, executor=executor, progress=False))
+print(json.dumps({"manifest": m,
+                  "rss_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024},
+                 ensure_ascii=False, default=str))
+"""
+
+
+def build_season(folder: Path, n: int) -> int:
+    """N varied reports; returns the number of characters written."""
+    bases = sorted(GOV.glob("*.txt"))
+    if not bases:
+        sys.exit(f"no government reports in {GOV}")
+    texts = [b.read_text(encoding="utf-8") for b in bases]
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for i in range(n):
+        k = i % len(bases)
+        # every number shifted by the report's index; a sentence only this report has
+        text = re.sub(r"\d+", lambda m, i=i: str(int(m.group()) + i + 1), texts[k])
+        lines = text.split("\n")
+        at = min(len(lines), 3 + i % 7)
+        lines.insert(at, f"本县区第{i + 1}号报告显示，全年新建重点项目{(i * 37) % 900 + 100}个，"
+                         f"完成投资{(i * 53) % 500 + 50}亿元。")
+        text = "\n".join(lines)
+        total += len(text)
+        (folder / f"{i:04d}_{bases[k].stem}.txt").write_text(text, encoding="utf-8")
+    return total
+
+
+def child_run(season: Path, out: Path, jobs: int, executor: str) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", CHILD, str(season), str(out), str(jobs), executor],
+                         capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        sys.exit(f"run failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return wall, json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def bare_jieba_rate(season: Path, repeat: int, limit: int = 100) -> float:
+    """chars/s of jieba.lcut over (up to ``limit`` of) the same files, one process, warmed up."""
+    import jieba
+
+    jieba.initialize()
+    files = sorted(season.glob("*.txt"))
+    step = max(1, len(files) // limit)
+    texts = [f.read_text(encoding="utf-8") for f in files[::step]]
+    n = sum(len(t) for t in texts)
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for t in texts:
+            jieba.lcut(t)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1000, help="reports in the season (default 1000)")
+    ap.add_argument("--repeat", type=int, default=3, help="reruns and jieba timings (median)")
+    ap.add_argument("--full-repeat", type=int, default=1, help="full cold runs (median; slow)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--executor", choices=("local", "dask"), default="local")
+    ap.add_argument("--workdir", help="where to build the season (default: a temporary folder)")
+    args = ap.parse_args()
+
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="huibian-bench-"))
+    season, out = work / "season", work / "out"
+    shutil.rmtree(season, ignore_errors=True)
+    chars = build_season(season, args.n)
+    load = os.getloadavg()[0]
+    print(f"season: {args.n} reports, {chars:,} characters, in {season}")
+    print(f"machine: {os.cpu_count()} cores, load average {load:.2f} at start; "
+          f"jobs={args.jobs}, executor={args.executor}")
+
+    full, manifest, rss_main, rss_worker = [], {}, 0.0, 0.0
+    for _ in range(args.full_repeat):
+        shutil.rmtree(out, ignore_errors=True)  # cold: no outputs, no cache
+        wall, res = child_run(season, out, args.jobs, args.executor)
+        full.append(wall)
+        manifest = res["manifest"]
+        rss_main, rss_worker = max(rss_main, res["rss_main_mib"]), max(rss_worker, res["rss_worker_mib"])
+    full_s = statistics.median(full)
+    t = manifest["timings"]
+    docs_s = t.get("documents", full_s)
+    jieba_rate = bare_jieba_rate(season, args.repeat)
+
+    reruns, rerun_totals, rerun_manifest = [], [], {}
+    files = sorted(season.glob("*.txt"))
+    for r in range(args.repeat):
+        changed = files[(r * 7919) % len(files)]
+        with changed.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n补充说明：截至年底新增就业{r + 1}万人。\n")
+        wall, res = child_run(season, out, args.jobs, args.executor)
+        reruns.append(wall)
+        rerun_manifest = res["manifest"]
+        rerun_totals.append(rerun_manifest["timings"]["total"])
+        rss_main = max(rss_main, res["rss_main_mib"])
+
+    pipe_rate = chars / full_s
+    print(f"full run (cold, median of {len(full)}): {full_s:.1f} s wall; "
+          f"stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
+    print(f"  sentences {manifest['sentences']:,}; ok {manifest['ok']}, rejected {manifest['rejected']}")
+    print(f"chars/s: whole pipeline {pipe_rate:,.0f} | per-document stages only {chars / docs_s:,.0f} "
+          f"| bare jieba.lcut (1 process) {jieba_rate:,.0f} "
+          f"→ pipeline = {100 * pipe_rate / jieba_rate:.0f} % of bare jieba "
+          f"(per-document stages {100 * chars / docs_s / jieba_rate:.0f} %; goal ≥ 50 %)")
+    print(f"rerun after changing one file (median of {len(reruns)}): {statistics.median(reruns):.2f} s wall "
+          f"(run itself {statistics.median(rerun_totals):.2f} s; goal ≤ 3 s); "
+          f"reused {rerun_manifest.get('reused')} of {rerun_manifest.get('files_in')}; stages: "
+          + ", ".join(f"{k} {v:.2f}s" for k, v in rerun_manifest["timings"].items()))
+    print(f"peak RSS: main process {rss_main:,.0f} MiB, largest worker {rss_worker:,.0f} MiB (goal ≤ 1024)")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Figures: every reported quantity with what it counts and its unit ("发展党员56名" → 发展党员, 56, 名).
+
+A figure is an Arabic number, optionally with a magnitude (万/亿/万亿…) and a unit of measure from
+``dictionaries/measure_units.txt`` (longest match). Its subject is the noun phrase before it in
+its clause, with verbs such as 增长/达到 trimmed off (``figure_subject_trim.txt``); when nothing
+but a verb stands before it ("建成12个省市医院新院区项目") the noun phrase after it is taken.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import pandas as pd
+from jieba.posseg import POSTokenizer
+
+from ..dictionaries import read_lines, read_table
+from ..segment import tokenizer
+from .matrix import content_sentences
+from .text import unit_names
+
+COLUMNS = ["unit", "doc_id", "article_id", "subject", "value", "measure_unit", "is_target", "text",
+           "page", "idx", "label"]
+
+MAGNITUDES = ("万亿", "亿", "万", "千", "百")
+_BOUNDARY = "，,；;：:。！？!?（）()\n"  # clause ends; 、 only separates list items
+_QUOTES = "“”\"'‘’《》「」"
+
+
+@cache
+def _figure_re() -> re.Pattern[str]:
+    units = sorted({u for u in read_lines("measure_units.txt")}, key=len, reverse=True)
+    unit_alt = "|".join(re.escape(u) for u in units)
+    mag_alt = "|".join(MAGNITUDES)
+    # number (1,234.5) · optional 多/余 · optional magnitude · unit (or a bare magnitude: "420万群众")
+    return re.compile(
+        rf"(?<![\d.A-Za-z])(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+        rf"(?P<approx>多|余)?"
+        rf"(?:(?P<unit>(?:{mag_alt})?(?:{unit_alt})|％)|(?P<mag>{mag_alt}))"
+    )
+
+
+@cache
+def _trim_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    rows = read_table("figure_subject_trim.txt")
+    tails = tuple(sorted((r[1] for r in rows if r[0] == "tail" and len(r) > 1), key=len, reverse=True))
+    heads = tuple(sorted((r[1] for r in rows if r[0] == "head" and len(r) > 1), key=len, reverse=True))
+    return tails, heads
+
+
+@cache
+def _target_re() -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in read_lines("figure_cues.txt")))
+
+
+@cache
+def _pos() -> POSTokenizer:
+    return POSTokenizer(tokenizer())
+
+
+def _trim(subject: str) -> str:
+    tails, heads = _trim_words()
+    s = subject.strip(_QUOTES + " ")
+    changed = True
+    while changed and s:
+        changed = False
+        for t in tails:
+            if s.endswith(t) and len(s) > len(t):
+                s, changed = s[: -len(t)], True
+                break
+            if s == t:
+                s, changed = "", True
+                break
+        for h in heads:
+            if s.startswith(h) and len(s) > len(h):
+                s, changed = s[len(h):], True
+                break
+        s = s.strip(_QUOTES + " ")
+    return s
+
+
+def _noun_after(rest: str) -> str:
+    """The noun phrase opening ``rest`` (the words after a figure), by jieba part of speech."""
+    out = []
+    for w, flag in _pos().lcut(rest[:30], HMM=False):
+        if w in _QUOTES:
+            continue
+        if flag.startswith(("n", "vn", "b", "j", "l", "eng", "f", "s")) or (out and flag in ("a", "m")):
+            out.append(w)
+        else:
+            break
+    return "".join(out)
+
+
+def _all_verbs(s: str) -> bool:
+    return bool(s) and all(f.startswith(("v", "d", "p", "c", "u", "m")) for _, f in _pos().lcut(s, HMM=False))
+
+
+def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    a = max((text.rfind(c, 0, start) for c in _BOUNDARY), default=-1) + 1
+    ends = [i for i in (text.find(c, end) for c in _BOUNDARY + "、") if i >= 0]
+    return a, min(ends) if ends else len(text)
+
+
+def extract_figures(text: str, label: str = "") -> list[dict]:
+    """Every figure in one sentence: subject, value, measure_unit, is_target."""
+    out: list[dict] = []
+    last_subject = ""
+    colon = re.split(r"[：:]", text, maxsplit=1)[0] if re.search(r"[：:]", text) else ""
+    for m in _figure_re().finditer(text):
+        num = m.group("num").replace(",", "")
+        try:
+            value = float(num)
+        except ValueError:  # cannot happen with the pattern, but never crash on odd input
+            continue
+        unit = (m.group("unit") or m.group("mag") or "").replace("％", "%")
+        a, b = _clause_bounds(text, m.start(), m.end())
+        # the subject runs back to the previous figure or the clause start
+        prev_end = out[-1]["_end"] if out and out[-1]["_end"] > a else a
+        raw_before = text[prev_end:m.start()]
+        listed = raw_before.startswith("、")  # "…3万亿元、年均增长4.7%": a list of figures
+        before = _trim(raw_before.lstrip("、"))
+        after = text[m.end():b]
+        subject = before
+        if (len(before) <= 2 or _all_verbs(before)) and after:
+            noun = _noun_after(after)
+            if noun:
+                subject = _trim(noun)
+        if not subject or listed and len(subject) <= 2 or _all_verbs(subject):
+            # "产值分别达到1230亿元、120亿元" / "收入增加1000亿元，稳步达到3000亿元": same subject
+            subject = last_subject or subject
+        clause = text[a:b]
+        is_target = label == "measure" or bool(_target_re().search(clause)) or bool(
+            colon and _target_re().search(colon))
+        out.append({"subject": subject, "value": value, "measure_unit": unit,
+                    "is_target": is_target, "_end": m.end()})
+        last_subject = subject or last_subject
+    for f in out:
+        del f["_end"]
+    return out
+
+
+def figures_table(sentences: pd.DataFrame) -> pd.DataFrame:
+    """figures.parquet: one row per reported quantity in the season's report text."""
+    s = content_sentences(sentences)
+    s = s[s["text"].str.contains(r"\d", regex=True, na=False)]
+    rows = []
+    if not s.empty:
+        s = s.assign(unit=unit_names(s))
+        for r in s.itertuples(index=False):
+            for f in extract_figures(r.text, r.label):
+                rows.append({"unit": r.unit, "doc_id": r.doc_id, "article_id": r.article_id, **f,
+                             "text": r.text, "page": r.page, "idx": r.idx, "label": r.label})
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    return out.astype({"value": "float64", "is_target": "bool", "page": "Int64"})

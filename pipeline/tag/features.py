@@ -1,0 +1,405 @@
+"""Context of every sentence in its document, the guide's rule decision, and model features.
+
+``analyse(sentences, titles)`` walks a document's sentences once, in order, keeping its own heading
+stack (so it does not depend on how finely the structure stage nests sections), the document kind
+(government work report, speech, summary, plan, research report), the passage state ("同时也要看到…
+问题" opens a problems passage) and position. For each sentence it returns a ``Context`` with the
+rule label (the transparent decision the guide describes) and the feature strings the learned
+model reads: the rule's output, section role, heading claim, kind, position, neighbours, cue hits,
+jieba words and character bigrams.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..model import Sentence
+from .rules import MARKER, cues, kind_cues, named_roles, polarity, strip_marker
+
+_TERMINAL = re.compile(r"[。！？!?；;]")
+# heading markers and their rank type; the rank of a type is the order of first appearance
+_HEAD_MARK = [
+    ("md", re.compile(r"^\s*#{1,6}\s*")),
+    ("cn", re.compile(r"^\s*[一二三四五六七八九十百]+\s*[、．.:：]\s*(?![一二三四五六七八九十])")),
+    ("pcn", re.compile(r"^\s*[（(]\s*[一二三四五六七八九十]+\s*[）)]")),
+    ("di", re.compile(r"^\s*第[一二三四五六七八九十]+\s*[，,、:：]")),
+    ("num", re.compile(r"^\s*\d{1,2}\s*[、．](?!\d)")),
+    ("pnum", re.compile(r"^\s*[（(]\s*\d{1,2}\s*[）)]")),
+    ("circ", re.compile(r"^\s*[①-⑳]")),
+    ("order", re.compile(r"^\s*(?:首先|其次|再次|其三|最后)\s*[，,]")),
+]
+
+
+_SHI = re.compile(r"^\s*[一二三四五六七八九十]是")
+
+
+@dataclass
+class Heading:
+    mark: str
+    text: str
+    named: list[str]  # roles the heading names (several for "现状、差距及成因")
+    pol: str | None  # what the heading claims by its own words
+    role: str | None = None  # the role it gives the sentences under it
+
+
+@dataclass
+class Context:
+    label: str  # the rule's label
+    conf: float
+    evidence: str
+    role: str | None  # effective section role
+    kind: str
+    feats: list[str] = field(default_factory=list)
+    part: int = 0  # top-level part of the article the sentence is in
+    hits: tuple[str, ...] = ()
+
+
+def doc_kind(titles: Sequence[str], sentences: Sequence[Sentence], source: str = "") -> str:
+    """gov / speech / plan / summary / research / report, from the title and the opening lines."""
+    lines = [s.text for s in sentences[:40] if s.evidence not in ("furniture", "toc", "table")][:4]
+    head = " ".join(list(titles) + lines)
+    for kind, pat in kind_cues():
+        if pat.search(head):
+            return kind
+    if "gov" in source.lower() or "政府" in source:
+        return "gov"
+    return "report"
+
+
+def heading_of(s: Sentence, first_in_para: bool) -> Heading | None:
+    """The sentence as a heading, or None: the structure stage's flag, or a numbered short title."""
+    text = s.text.strip()
+    mark = None
+    for name, pat in _HEAD_MARK:
+        m = pat.match(text)
+        if m:
+            mark = name
+            rest = text[m.end():]
+            break
+    if mark is None and s.is_heading and _SHI.match(text):
+        return Heading("shi", text, named_roles(text), polarity(text)[0])
+    if mark is None:
+        if (s.is_heading and len(text) <= 40 and not _TERMINAL.search(text)) or (first_in_para and len(text) <= 24 and not _TERMINAL.search(text)
+                            and named_roles(text)):
+            return Heading("title", text, named_roles(text), polarity(text)[0])
+        return None
+    if mark == "md":
+        inner = strip_marker(rest)
+        mark = "title"  # an unnumbered Markdown heading starts a new top level
+        for name, pat in _HEAD_MARK[1:]:
+            if pat.match(rest):
+                mark = name
+                break
+        rest = inner
+    # a numbered line is a heading when its first clause is short (a title, not a paragraph)
+    first = _TERMINAL.split(rest, maxsplit=1)[0]
+    lead = re.split(r"\s{1,}", rest.strip(), maxsplit=1)[0]
+    if not (s.is_heading or len(first) <= 40 or len(lead) <= 40):
+        return None
+    if mark == "order" and len(first) > 24:
+        return None
+    title = lead if len(first) > 40 else first
+    named = named_roles(title) if len(title) <= 40 and not _TERMINAL.search(rest[:len(first) + 1]) else []
+    return Heading(mark, title, named, polarity(title)[0])
+
+
+class _Stack:
+    """Heading path by marker rank; a 'title' (unnumbered heading) starts a new top level."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.items: list[Heading] = []
+
+    def rank(self, mark: str) -> int:
+        if mark == "title":
+            return -1
+        if mark not in self.order:
+            self.order.append(mark)
+        return self.order.index(mark)
+
+    def push(self, h: Heading) -> None:
+        r = self.rank(h.mark)
+        while self.items and self.rank(self.items[-1].mark) >= r:
+            self.items.pop()
+        self.items.append(h)
+
+    def role(self) -> tuple[str | None, str]:
+        """Innermost heading giving a role; a mixed heading defers to the claims inside it."""
+        inner_pol: str | None = None
+        for h in reversed(self.items):
+            if len(h.named) == 1:
+                return h.named[0], f"section:{h.text[:16]}"
+            if len(h.named) > 1:
+                if inner_pol in h.named or inner_pol == "gap" and "cause" in h.named:
+                    return inner_pol, f"claim:{h.text[:16]}"
+                return None, "mixed"
+            if h.role is not None:
+                return h.role, f"part:{h.text[:16]}"
+            if inner_pol is None and h.pol in ("gap", "strength", "cause"):
+                inner_pol = h.pol
+        return None, ""
+
+    def claim(self) -> str | None:
+        for h in reversed(self.items):
+            if h.pol is not None:
+                return h.pol
+            if h.named:
+                return None
+        return None
+
+
+def _cue_hits(text: str) -> list[str]:
+    body = strip_marker(text)
+    hits = []
+    for name in ("gap", "gap_intro", "cause", "done", "future", "other", "measure", "strength"):
+        if cues(name).search(body):
+            hits.append(name)
+    if cues("measure_open").search(body):
+        hits.append("measure_open")
+    return hits
+
+
+def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: str = "",
+            kinds: dict[str, str] | None = None) -> list[Context]:
+    """Rule decision and model features for every sentence of one document, in order."""
+    out: list[Context] = []
+    stack = _Stack()
+    article = None
+    kind = "report"
+    parts = 0  # top-level parts seen in this article (gov reports: 1 = review, later = plans)
+    passed_strength = False
+    gap_mode = False
+    lead_role: str | None = None
+    prev_para = None
+    art_start = 0
+    part_id = 0
+    art_len: dict[str, int] = {}
+    for s in sentences:
+        art_len[s.article_id] = art_len.get(s.article_id, 0) + 1
+    for i, s in enumerate(sentences):
+        if s.article_id != article:
+            article = s.article_id
+            part_id += 1
+            stack = _Stack()
+            art_start = i
+            parts = 0
+            passed_strength = False
+            gap_mode = False
+            lead_role = None
+            kind = (kinds or {}).get(s.article_id) or doc_kind(
+                titles if i == 0 else (), sentences[i:i + 40], source)
+        first_in_para = s.para != prev_para
+        prev_para = s.para
+        text = s.text
+        hits = _cue_hits(text)
+        pos = (i - art_start) / max(1, art_len[s.article_id])
+        structural = s.evidence in ("furniture", "toc", "table")
+        head = None if structural else heading_of(s, first_in_para)
+        label, conf, why = "other", 0.4, "default"
+        if head is not None:
+            gap_mode = False
+            if head.mark == "title" or (head.mark == "cn" and re.match(r"^\s*(?:#+\s*)?一\s*[、．.:：]", text)
+                                        and stack.items):
+                stack = _Stack()  # a new report inside the same file (anthologies, web pages)
+                parts = 0
+                passed_strength = False
+                for k2, pat in kind_cues():
+                    if head.mark == "title" and pat.search(head.text):
+                        kind = k2
+                        break
+            top = head.mark == "title" or stack.rank(head.mark) == 0
+            if top:
+                part_id += 1
+                lead_role = None
+                if head.named:
+                    head.role = head.named[-1] if len(head.named) > 1 else None
+                else:
+                    parts += 1
+                    head.role = _part_role(kind, head, parts, passed_strength)
+                passed_strength = passed_strength or "strength" in head.named or head.role == "strength"
+            stack.push(head)
+            role, rwhy = stack.role()
+            role = role or lead_role
+            if head.named:
+                label, conf, why = "other", 0.85, "heading:names a section"
+            elif head.pol is None and (len(re.sub(r"[。.，,\s]", "", strip_marker(head.text))) <= 6 or (
+                    len(strip_marker(head.text)) <= 8 and role is None and not _TERMINAL.search(text))):
+                label, conf, why = "other", 0.7, "heading:bare"
+            else:
+                # rule 2: a claim heading carries its claim, else the role of its section
+                parent = stack.items[-2:-1]
+                prole = role
+                if parent and len(parent[0].named) > 1 and head.pol:
+                    prole = head.pol
+                if head.pol == "gap" and prole in (None, "strength", "gap"):
+                    label, conf, why = "gap", 0.75, "heading:claims a gap"
+                elif prole is not None:
+                    label, conf, why = prole, 0.75, f"heading:{rwhy or 'section'}"
+                elif head.pol is not None:
+                    label, conf, why = head.pol, 0.6, "heading:claim"
+        else:
+            role, rwhy = stack.role()
+            if role is None and lead_role is not None:
+                role, rwhy = lead_role, "lead-in"
+            if role is None and kind == "summary":
+                role, rwhy = "strength", "kind:summary"
+            if role is None and kind == "plan" and parts:
+                role, rwhy = "measure", "kind:plan"
+            label, conf, why, gap_mode = _body(text, hits, role, rwhy, kind, gap_mode, first_in_para)
+            if text.rstrip().endswith(("：", ":")) and len(text) <= 40:
+                named = named_roles(text)
+                if named:
+                    lead_role = named[-1]
+                    label, conf, why = ("gap", 0.7, "lead-in:problems") if lead_role == "gap" else (
+                        "other", 0.6, "lead-in")
+        if structural:
+            label, conf, why, role = "other", 0.95, s.evidence, None
+        ctx = Context(label, conf, why, role, kind, part=part_id, hits=tuple(hits))
+        ctx.feats = _features(s, ctx, hits, head, pos, stack, gap_mode, first_in_para)
+        out.append(ctx)
+    _part_tense(out, sentences)
+    _neighbours(out, sentences)
+    return out
+
+
+def _part_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
+    """Sentences without a section role take the tense of their part: a part that mostly reports
+    things done (了, figures, 取得) is an account of achievements, one that mostly demands is a plan."""
+    done: dict[int, int] = {}
+    todo: dict[int, int] = {}
+    size: dict[int, int] = {}
+    for c in out:
+        size[c.part] = size.get(c.part, 0) + 1
+        if "done" in c.hits and "measure_open" not in c.hits:
+            done[c.part] = done.get(c.part, 0) + 1
+        elif "measure_open" in c.hits or "future" in c.hits:
+            todo[c.part] = todo.get(c.part, 0) + 1
+    for c, s in zip(out, sentences, strict=True):
+        d, m = done.get(c.part, 0), todo.get(c.part, 0)
+        share = (d + m) / max(1, size.get(c.part, 1))
+        tense = ("strength" if d >= 3 and d >= 3 * m else "measure" if m >= 3 and m >= 3 * d else None
+                 ) if share >= 0.4 else None
+        c.feats.append(f"tense={tense}")
+        if tense is None or c.role is not None or s.evidence in ("furniture", "toc", "table"):
+            continue
+        if c.evidence.startswith("heading:bare") or c.evidence == "default" and s.is_heading:
+            continue
+        if c.evidence == "default" or (c.conf <= 0.5 and c.label in ("strength", "measure", "other")
+                                       and not c.evidence.startswith("heading:names")):
+            c.label, c.conf, c.evidence = tense, 0.5, f"part:{'done' if tense == 'strength' else 'to do'}"
+
+
+def _part_role(kind: str, head: Heading, parts: int, passed_strength: bool) -> str | None:
+    """Role of a top-level part whose heading names no section (claim headings, gov parts)."""
+    if head.pol == "gap":
+        return "gap"
+    if kind in ("gov", "speech"):
+        if head.pol == "strength" and not passed_strength:
+            return "strength"
+        if parts == 1 and not passed_strength:
+            return "strength"
+        return "measure"
+    if kind == "summary":
+        return "strength"
+    if kind == "plan":
+        return "measure"
+    return head.pol if head.pol in ("strength", "measure") else None
+
+
+def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, gap_mode: bool,
+          first_in_para: bool) -> tuple[str, float, str, bool]:
+    """Label of a body sentence given its section role (rules 1, 3, 4 and the passage state)."""
+    body = strip_marker(text)
+    h = set(hits)
+    if "other" in h:
+        m = cues("other").search(body)
+        return "other", 0.75, f"cue:{m.group(0)[:12] if m else 'other'}", False
+    if "gap_intro" in h and role in (None, "strength", "gap", "measure") and "measure_open" not in h:
+        return "gap", 0.75, "cue:problems follow", True
+    if gap_mode:
+        if "measure_open" in h:
+            return "measure", 0.7, "cue:response to problems", False
+        if first_in_para and "gap" not in h:
+            gap_mode = False
+        else:
+            return "gap", 0.7, "passage:problems", True
+    if role == "cause":
+        if "measure_open" in h and "done" not in h:
+            return "measure", 0.55, "cue:demand", False
+        return "cause", 0.75, rwhy, False
+    if role == "gap":
+        if "measure_open" in h:
+            return "measure", 0.6, "cue:demand", False
+        if "cause" in h and kind != "gov":
+            return "cause", 0.55, "cue:reason", False
+        if "done" in h and "gap" not in h and re.match(r"^(有的|有些|部分|一些)", body):
+            return "strength", 0.5, "cue:done (contrast)", False
+        return "gap", 0.75, rwhy, False
+    if role == "measure":
+        return "measure", 0.75, rwhy, False
+    if role == "strength":
+        if "gap" in h and "done" not in h and "measure_open" not in h:
+            return "gap", 0.55, "cue:problem", False
+        if re.match(r"^我们(一定|将|要)", body):
+            return "measure", 0.6, "cue:pledge", False
+        return "strength", 0.75, rwhy, False
+    # no section role: the sentence's own words (rule 3 and 4)
+    pol, pwhy = polarity(text)
+    if pol == "measure" or (pol is None and "future" in h):
+        return "measure", 0.55, pwhy or "cue:future", False
+    if pol is not None:
+        return pol, 0.5, pwhy, False
+    if kind == "speech" and "measure" in h:
+        return "measure", 0.45, "kind:speech", False
+    return "other", 0.4, "default", False
+
+
+def _bucket(x: float, edges: Sequence[float]) -> int:
+    for k, e in enumerate(edges):
+        if x < e:
+            return k
+    return len(edges)
+
+
+def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, pos: float,
+              stack: _Stack, gap_mode: bool, first_in_para: bool) -> list[str]:
+    body = strip_marker(s.text)
+    role = ctx.role or "none"
+    f = [f"rule={ctx.label}", f"role={role}", f"kind={ctx.kind}", f"kr={ctx.kind}|{role}",
+         f"rk={ctx.kind}|{ctx.label}", f"why={ctx.evidence.split(':')[0]}",
+         f"pos={_bucket(pos, (0.05, 0.2, 0.4, 0.6, 0.8))}",
+         f"len={_bucket(len(s.text), (8, 16, 30, 60, 120))}", f"claim={stack.claim()}"]
+    if head is not None:
+        f += ["head", f"head|named={bool(head.named)}", f"head|pol={head.pol}", f"head|{head.mark}"]
+    if s.evidence in ("furniture", "toc", "table"):
+        f.append(f"struct={s.evidence}")
+    if gap_mode:
+        f.append("gapmode")
+    if first_in_para:
+        f.append("para1")
+    if MARKER.match(s.text):
+        f.append("marker")
+    for c in hits:
+        f += [f"c={c}", f"c={c}|{role}"]
+    f.append(f"end={s.text.rstrip()[-1:] if s.text.strip() else ''}")
+    f.append(f"b2={body[:2]}")
+    f.append(f"b1={body[:1]}")
+    toks = s.tokens
+    if toks:
+        f += [f"w={w}" for w in toks if len(w) > 1]
+        f.append(f"w0={toks[0]}")
+    f += [f"c2={body[k:k + 2]}" for k in range(len(body) - 1)]
+    return f
+
+
+def _neighbours(out: list[Context], sentences: Sequence[Sentence]) -> None:
+    """Neighbour and paragraph-opening rule labels (the guide judges a sentence with its context)."""
+    para_label: dict[tuple[str, int], str] = {}
+    for k, (c, s) in enumerate(zip(out, sentences, strict=True)):
+        para_label.setdefault((s.article_id, s.para), c.label)
+        prev_l = out[k - 1].label if k else "start"
+        next_l = out[k + 1].label if k + 1 < len(out) else "end"
+        c.feats += [f"prev={prev_l}", f"next={next_l}", f"pn={prev_l}|{next_l}",
+                    f"p1={para_label[(s.article_id, s.para)]}", f"rp={c.label}|{prev_l}"]

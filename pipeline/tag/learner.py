@@ -1,0 +1,109 @@
+"""The learned part of the tagger: a calibrated logistic regression over the context features.
+
+The model is a plain dict saved with joblib next to this file (``model.joblib``) with a JSON
+sidecar (``model.json``: version, hashes of the model and of the training data, training figures).
+It is loaded once per process without network; if it is missing the rules decide alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .features import Context
+
+MODEL_PATH = Path(__file__).resolve().parent / "model.joblib"
+SIDECAR_SUFFIX = ".json"
+FORMAT = 1  # bump when the feature set changes incompatibly
+
+
+class Model:
+    """Vocabulary + calibrated classifier; ``predict`` works on a document's contexts in one batch."""
+
+    def __init__(self, vocab: dict[str, int], clf: Any, labels: Sequence[str], meta: dict[str, Any]):
+        self.vocab = vocab
+        self.clf = clf
+        self.labels = list(labels)
+        self.meta = meta
+        # plain LR weights for the evidence of a model decision (which feature pushed hardest)
+        self.coef = _base_coef(clf)
+
+    def matrix(self, contexts: Sequence[Context]) -> sp.csr_matrix:
+        return vectorize([c.feats for c in contexts], self.vocab)
+
+    def predict(self, contexts: Sequence[Context]) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+        if not contexts:
+            return [], np.zeros((0, len(self.labels))), sp.csr_matrix((0, len(self.vocab)))
+        X = self.matrix(contexts)
+        P = self.clf.predict_proba(X)
+        idx = P.argmax(axis=1)
+        return [self.labels[k] for k in idx], P, X
+
+    def top_feature(self, X: sp.csr_matrix, row: int, label: str) -> str:
+        if self.coef is None:
+            return "model"
+        k = self.labels.index(label)
+        cols = X.indices[X.indptr[row]:X.indptr[row + 1]]
+        if len(cols) == 0:
+            return "model"
+        w = self.coef[k, cols]
+        inv = self._inverse()
+        return inv[int(cols[int(np.argmax(w))])]
+
+    @lru_cache(maxsize=1)  # noqa: B019 - one model object per process
+    def _inverse(self) -> dict[int, str]:
+        return {v: k for k, v in self.vocab.items()}
+
+
+def _base_coef(clf: Any) -> np.ndarray | None:
+    est = clf
+    if hasattr(clf, "calibrated_classifiers_"):
+        est = clf.calibrated_classifiers_[0].estimator
+    return getattr(est, "coef_", None)
+
+
+def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int]) -> sp.csr_matrix:
+    """Binary CSR matrix of feature strings; unseen features are dropped."""
+    indptr = [0]
+    indices: list[int] = []
+    get = vocab.get
+    for fs in feats:
+        cols = {c for c in map(get, fs) if c is not None}
+        indices.extend(sorted(cols))
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.float64)
+    return sp.csr_matrix((data, np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+                         shape=(len(feats), len(vocab)))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_model(path: Path | None = None) -> Model | None:
+    """The shipped (or given) model, or None when there is none or it was made for other features."""
+    return _load(str(path or MODEL_PATH))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> Model | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    import joblib
+
+    obj = joblib.load(p)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        return None
+    meta = {}
+    side = p.with_suffix(SIDECAR_SUFFIX)
+    if side.is_file():
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    return Model(obj["vocab"], obj["clf"], obj["labels"], meta)

@@ -1,0 +1,265 @@
+"""Issue 7: the deliverables of `huibian run` open with the libraries users' tools use.
+
+A real run over two real reports plus a small report whose text holds `<script>alert(1)</script>`,
+a formula-like line and more; then digest.html (lxml), digest.docx (python-docx), tables.xlsx
+(openpyxl) and corpus.qdpx (zipfile + lxml, REFI-QDA structure) are read back and checked against
+the run's own tables.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import docx
+import openpyxl
+import pandas as pd
+import pytest
+from conftest import SAMPLE, seed
+from lxml import etree
+from lxml import html as lxml_html
+
+from pipeline.digest.common import ROLE_NAMES, ROLES
+from pipeline.run import RunConfig, run
+
+INJECTION = "<script>alert(1)</script>"
+REPORT = f"""市统计局2025年工作总结
+
+一、主要成绩
+
+今年以来，我局全面完成了统计调查任务，数据质量明显提高{INJECTION}，得到上级充分肯定。
+全年共完成专项调查12项，比上年增长20%。
+=SUM(A1:A9)这一公式样式的文字也如实记录，经济普查工作取得显著成效。
+
+二、存在的问题
+
+一是基层统计力量薄弱，专业人员不足的问题仍然比较突出。
+二是部分单位统计意识淡薄，数据报送不及时。
+
+三、原因分析
+
+究其原因，主要是基层统计机构编制偏少，培训投入不够。
+
+四、下一步打算
+
+下一步，我们将加强基层统计队伍建设，切实提高数据质量。
+"""
+QDA = "{urn:QDA-XML:project:1.0}"
+
+
+def make_inputs(folder: Path) -> Path:
+    """Two real reports from the sample season and one report carrying markup and a formula."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(seed("002"), folder)
+    shutil.copy(SAMPLE / "gov2026" / "河北省.txt", folder)
+    (folder / "市统计局2025年工作总结.txt").write_text(REPORT, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("digest")
+    target = base / "out"
+    run(RunConfig(inputs=[str(make_inputs(base / "in"))], out=target, season="2025测试"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def sentences(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "sentences.parquet")
+
+
+def content(s: pd.DataFrame) -> pd.DataFrame:
+    return s[s["kind"].isin(["body", "heading"])]
+
+
+def test_every_deliverable_is_written(out: Path) -> None:
+    for name in ("digest.html", "digest.docx", "tables.xlsx", "corpus.qdpx"):
+        assert (out / name).stat().st_size > 1000, name
+
+
+# ------------------------------------------------------------------------------------------- HTML
+
+def test_html_is_self_contained(out: Path) -> None:
+    tree = lxml_html.fromstring((out / "digest.html").read_text(encoding="utf-8"))
+    for el in tree.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for attr in ("src", "href", "action", "srcset", "xlink:href", "{http://www.w3.org/1999/xlink}href"):
+            v = el.get(attr)
+            assert v is None or v.startswith("#") or v.startswith("data:"), (el.tag, attr, v)
+    assert not tree.xpath("//link | //iframe | //img[not(starts-with(@src, 'data:'))] | //script[@src]")
+    assert tree.xpath("//style") and tree.xpath("//svg"), "CSS and charts must be inline"
+
+
+def test_html_escapes_report_text(out: Path, sentences: pd.DataFrame) -> None:
+    page = (out / "digest.html").read_text(encoding="utf-8")
+    assert INJECTION not in page and "alert(1)</" not in page
+    tree = lxml_html.fromstring(page)
+    scripts = tree.xpath("//script")
+    assert [s.get("type") for s in scripts] == ["application/json", None]  # no script from the report
+    # it shows as text in a quote of the unit's strengths
+    quotes = [q.text_content() for q in tree.xpath("//blockquote")]
+    assert any(INJECTION in q for q in quotes)
+    # and survives the JSON round trip exactly
+    data = json.loads(tree.get_element_by_id("sentences-data").text)
+    texts = [r[data["fields"].index("text")] for r in data["rows"]]
+    assert any(INJECTION in t for t in texts)
+    assert len(data["rows"]) == len(content(sentences))
+
+
+def test_html_has_overview_units_heatmap_and_source_links(out: Path, sentences: pd.DataFrame) -> None:
+    tree = lxml_html.fromstring((out / "digest.html").read_text(encoding="utf-8"))
+    for section in ("overview", "heatmap", "units", "search", "documents"):
+        assert tree.get_element_by_id(section) is not None
+    units = set(content(sentences)["unit"].replace("", "(未识别)"))
+    shown = {s.get("data-unit") for s in tree.xpath("//section[@class='unit']")}
+    assert shown == units
+    # heat map: one table per role plus all roles, a row per unit
+    heat = tree.xpath("//table[contains(@class, 'heat')]")
+    assert {t.get("data-role") for t in heat} == {"all", *ROLES}
+    # every quote links to its source sentence, and the quote is that sentence's text
+    by_key = {f"#s-{d}-{i}": t for d, i, t in sentences[["doc_id", "idx", "text"]].itertuples(index=False)}
+    links = tree.xpath("//blockquote//a[starts-with(@href, '#s-')]")
+    assert links
+    for a in links:
+        quote = a.getparent().getparent()
+        assert by_key[a.get("href")] in quote.text_content()
+
+
+# ------------------------------------------------------------------------------------------- DOCX
+
+def test_docx_has_heading_styles_tables_and_east_asian_fonts(out: Path, sentences: pd.DataFrame) -> None:
+    d = docx.Document(str(out / "digest.docx"))
+    by_style: dict[str, list[str]] = {}
+    for p in d.paragraphs:
+        by_style.setdefault(p.style.name, []).append(p.text)
+    assert "各单位" in by_style["Heading 1"]
+    units = set(content(sentences)["unit"].replace("", "(未识别)"))
+    assert units <= set(by_style["Heading 2"])
+    assert any(t.startswith(ROLE_NAMES["strength"]) for t in by_style["Heading 3"])
+    # the unit × role matrix as a real table: header then a row per unit
+    matrix = d.tables[0]
+    assert [c.text for c in matrix.rows[0].cells][:3] == ["单位", ROLE_NAMES["strength"], ROLE_NAMES["gap"]]
+    assert {r.cells[0].text for r in matrix.rows[1:]} == units
+    for name in ("Normal", "Heading 1", "Heading 2"):
+        fonts = d.styles[name].element.rPr.rFonts
+        assert fonts.get("{http://schemas.openxmlformats.org/wordprocessingml/2006/main}eastAsia")
+    assert any(INJECTION in p.text for p in d.paragraphs)  # report text kept as text
+
+
+# ------------------------------------------------------------------------------------------- XLSX
+
+def test_xlsx_one_sheet_per_table_one_row_per_sentence(out: Path, sentences: pd.DataFrame) -> None:
+    wb = openpyxl.load_workbook(out / "tables.xlsx")
+    assert {"sentences", "matrix", "problems", "copies", "figures", "keywords", "documents",
+            "articles"} <= set(wb.sheetnames)
+    ws = wb["sentences"]
+    assert ws.max_row == len(sentences) + 1
+    header = [c.value for c in ws[1]]
+    assert header[: len(sentences.columns)] == list(sentences.columns)
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(sentences) + 1}"
+    text_col = openpyxl.utils.get_column_letter(header.index("text") + 1)
+    assert ws.column_dimensions[text_col].width >= 40
+    # Chinese text comes back as written, row by row
+    texts = [c.value for c in ws[text_col][1:]]
+    assert texts == sentences["text"].tolist()
+    # a line starting with '=' is text, not a formula
+    formula_like = [c for c in ws[text_col][1:] if str(c.value).startswith("=SUM")]
+    assert formula_like and all(c.data_type == "s" for c in formula_like)
+    for name in ("matrix", "documents"):
+        df = pd.read_parquet(out / f"{name}.parquet") if name != "documents" else pd.read_csv(
+            out / "documents.csv")
+        assert wb[name].max_row == len(df) + 1
+
+
+def test_xlsx_survives_control_characters_and_huge_cells(out: Path, tmp_path: Path) -> None:
+    from pipeline.digest.xlsx import CELL_LIMIT, write_xlsx
+    from pipeline.run import load_frames
+
+    frames = load_frames(out)
+    s = frames["sentences"].copy()
+    s.loc[0, "text"] = "控制\x01字符\x1f"
+    s.loc[1, "text"] = "长" * 40_000
+    frames["sentences"] = s
+    write_xlsx(frames, tmp_path / "t.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["sentences"]
+    col = [c.value for c in ws[1]].index("text") + 1
+    assert ws.cell(2, col).value == "控制字符"
+    assert len(ws.cell(3, col).value) == CELL_LIMIT
+
+
+# ------------------------------------------------------------------------------------------- QDPX
+
+def test_qdpx_is_a_refi_qda_project_coded_at_sentence_offsets(out: Path, sentences: pd.DataFrame) -> None:
+    with zipfile.ZipFile(out / "corpus.qdpx") as z:
+        root = etree.fromstring(z.read("project.qde"))
+        files = {n: z.read(n).decode("utf-8") for n in z.namelist() if n.startswith("sources/")}
+    assert root.tag == f"{QDA}Project" and root.get("name")
+    assert [c.tag for c in root] == [f"{QDA}{t}" for t in ("Users", "CodeBook", "Cases", "Sources")]
+    codes = {c.get("guid"): c.get("name") for c in root.iter(f"{QDA}Code")}
+    assert {ROLE_NAMES[r] for r in ROLES} <= set(codes.values())
+    docs = pd.read_csv(out / "documents.csv")
+    text_sources = root.findall(f"{QDA}Sources/{QDA}TextSource")
+    assert len(text_sources) == int((docs["status"] == "ok").sum())
+    n_checked = 0
+    for src in text_sources:
+        path = src.get("plainTextPath")
+        assert path.startswith("internal://")
+        text = files["sources/" + path.removeprefix("internal://")]
+        doc_sents = sentences[sentences["doc_id"] == sentences["doc_id"][
+            sentences["source"].str.endswith(src.get("name"))].iloc[0]].sort_values("idx")
+        assert text == "\n".join(doc_sents["text"])  # the source text is Document.text
+        by_span = {(int(a), int(b)): (t, lab) for a, b, t, lab in
+                   doc_sents[["start", "end", "text", "label"]].itertuples(index=False)}
+        for sel in src.findall(f"{QDA}PlainTextSelection"):
+            start, end = int(sel.get("startPosition")), int(sel.get("endPosition"))
+            t, label = by_span[(start, end)]
+            assert text[start:end] == t
+            refs = [codes[r.get("targetGUID")] for r in sel.iter(f"{QDA}CodeRef")]
+            assert all(r in codes.values() for r in refs)
+            if label in ROLES:
+                assert ROLE_NAMES[label] in refs
+            n_checked += 1
+    coded = sentences[sentences["label"].isin(ROLES)]
+    assert n_checked >= len(coded) > 0
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+def test_deliverables_written_when_every_input_is_rejected(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "损坏.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    run(RunConfig(inputs=[str(folder)], out=tmp_path / "out"))
+    out = tmp_path / "out"
+    tree = lxml_html.fromstring((out / "digest.html").read_text(encoding="utf-8"))
+    assert "损坏.docx" in tree.get_element_by_id("documents").text_content()
+    assert docx.Document(str(out / "digest.docx")).paragraphs
+    assert openpyxl.load_workbook(out / "tables.xlsx")["sentences"].max_row == 1
+    with zipfile.ZipFile(out / "corpus.qdpx") as z:
+        assert etree.fromstring(z.read("project.qde")).find(f"{QDA}Sources") is not None
+
+
+# ----------------------------------------------------------------------------------------- charts
+
+def test_charts_draw_chinese_with_a_cjk_font(out: Path) -> None:
+    import re
+
+    from pipeline.digest import charts
+    from pipeline.digest.common import role_pivot
+    from pipeline.run import load_frames
+
+    if charts.cjk_font() is None:
+        pytest.skip("no CJK font installed (fonts-noto-cjk): charts would show boxes")
+    pivot = role_pivot(load_frames(out))
+    svg = charts.role_share_chart(pivot)
+    assert svg.startswith("<svg")
+    # text is drawn as glyph paths (no font needed in the browser); matplotlib notes each label
+    labels = set(re.findall(r"<!-- (.*?) -->", svg))
+    assert set(pivot.index) <= labels and ROLE_NAMES["gap"] in labels
+    glyphs = re.findall(r'<path id="([^"]+)-[0-9a-f]+"', svg)
+    assert glyphs and {g for g in glyphs if "CJK" not in g and "wqy" not in g.lower()} == set()

@@ -1,0 +1,199 @@
+"""Issue 8: season-scale batch runs — cache reuse, determinism, process pool, lock, kill -9 safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, SAMPLE, seed
+
+from pipeline.cache import Cache, entry_key, file_digest, pipeline_fingerprint
+from pipeline.executor import LocalPool, WorkerDied
+from pipeline.lock import RunLock
+from pipeline.run import RunConfig, RunError, columnar, frames_from_parts, process_path, run
+from pipeline.tables import to_frames
+
+TABLES = ("documents.csv", "articles.parquet", "toc.parquet", "sentences.parquet", "matrix.parquet")
+
+
+def _inputs(tmp_path: Path, n: int = 4) -> Path:
+    """A small season: the first n sample files (seeds and gov reports) plus one bad file."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = sorted(p for p in SAMPLE.rglob("*.txt"))[:n]
+    for f in files:
+        shutil.copyfile(f, folder / f.name)
+    (folder / "empty.txt").write_bytes(b"")
+    return folder
+
+
+def _tables(out: Path) -> dict[str, bytes]:
+    names = sorted({*TABLES, *(p.name for p in out.glob("*.parquet"))})
+    return {n: (out / n).read_bytes() for n in names if (out / n).exists()}
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_frames_from_columnar_parts_equal_to_frames() -> None:
+    # the batch path (columnar per file, concatenated) must build exactly the frames to_frames does
+    paths = [seed("000"), seed("003"), SAMPLE / "gov2026" / "no-such-file.txt"]
+    rows = [process_path(p, str(p)) for p in paths]
+    expected = to_frames(rows)
+    got = frames_from_parts([columnar(r) for r in rows])
+    assert set(got) == set(expected)
+    for name in expected:
+        pd.testing.assert_frame_equal(got[name], expected[name], check_exact=True, obj=name)
+    assert len(got["sentences"]) > 100 and (got["documents"]["status"] == "rejected").sum() == 1
+
+
+def test_rerun_reuses_unchanged_files_and_outputs_are_byte_identical(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    clean1, clean2, cached = tmp_path / "c1", tmp_path / "c2", tmp_path / "cached"
+    run(RunConfig(inputs=[str(inputs)], out=clean1, jobs=1, use_cache=False))
+    run(RunConfig(inputs=[str(inputs)], out=clean2, jobs=1, use_cache=False))
+    assert _tables(clean1) == _tables(clean2)  # two clean runs: byte-identical tables
+
+    first = run(RunConfig(inputs=[str(inputs)], out=cached, jobs=1))
+    assert first["reused"] == 0
+    second = run(RunConfig(inputs=[str(inputs)], out=cached, jobs=1))
+    # the empty file is cached too (its rejection depends only on its bytes)
+    assert second["reused"] == second["files_in"] == 5 and second["processed"] == 0
+    assert _tables(cached) == _tables(clean1)  # reusing the cache changes no byte
+
+    # one file changes: only it is re-done, and the result equals a clean run on the new inputs
+    changed = sorted(inputs.glob("0*.txt"))[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n今年新增就业岗位一万二千个。\n",
+                       encoding="utf-8")
+    third = run(RunConfig(inputs=[str(inputs)], out=cached, jobs=1))
+    assert (third["reused"], third["processed"]) == (4, 1)
+    clean3 = tmp_path / "c3"
+    run(RunConfig(inputs=[str(inputs)], out=clean3, jobs=1, use_cache=False))
+    assert _tables(cached) == _tables(clean3)
+    assert "今年新增就业岗位一万二千个。" in set(pd.read_parquet(cached / "sentences.parquet")["text"])
+
+    m = _manifest(cached)
+    for key in ("started", "finished", "inputs", "ok", "rejected", "reused", "timings", "versions",
+                "warnings", "files"):
+        assert key in m, key
+    assert (m["inputs"], m["ok"], m["rejected"], m["reused"]) == (5, 4, 1, 4)
+    assert {"ingest", "normalize", "structure", "segment", "tag", "analyze", "total"} <= set(m["timings"])
+    assert "documents.csv" in m["files"] and not list(cached.glob(".staging-*"))
+
+
+def test_cache_key_follows_bytes_source_and_pipeline_version(tmp_path: Path, monkeypatch) -> None:
+    a = tmp_path / "a.txt"
+    a.write_text("一、工作成绩\n完成任务。\n", encoding="utf-8")
+    d1 = file_digest(a)
+    assert d1 is not None and file_digest(tmp_path / "missing.txt") is None
+    k = entry_key(d1, str(a))
+    assert entry_key(d1, str(tmp_path / "b.txt")) != k  # same bytes elsewhere: ids differ
+    a.write_text("一、工作成绩\n完成任务！\n", encoding="utf-8")
+    assert entry_key(file_digest(a), str(a)) != k
+
+    cache = Cache(tmp_path / "cache")
+    assert cache.get(k) is None
+    cache.put(k, {"tables": {}, "n": 1})
+    assert cache.get(k) == {"tables": {}, "n": 1}
+    entry = next((tmp_path / "cache").rglob(f"{k}.pkl"))
+    entry.write_bytes(entry.read_bytes()[:5])  # a damaged entry is a miss, not a crash
+    assert cache.get(k) is None
+
+    # an extra dictionary folder changes what the stages do, hence the fingerprint
+    pipeline_fingerprint.cache_clear()  # computed afresh from the files as they are now
+    before = pipeline_fingerprint()
+    extra = tmp_path / "dict"
+    extra.mkdir()
+    (extra / "userdict.txt").write_text("新质生产力 10 n\n", encoding="utf-8")
+    monkeypatch.setenv("HUIBIAN_DICTIONARIES", str(extra))
+    pipeline_fingerprint.cache_clear()
+    try:
+        assert pipeline_fingerprint() != before
+    finally:
+        monkeypatch.delenv("HUIBIAN_DICTIONARIES")
+        pipeline_fingerprint.cache_clear()
+    assert pipeline_fingerprint() == before
+
+
+def test_process_pool_gives_the_same_bytes_as_in_process(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(RunConfig(inputs=[str(inputs)], out=one, jobs=1, use_cache=False))
+    m = run(RunConfig(inputs=[str(inputs)], out=two, jobs=2, use_cache=False, parallel_min_bytes=0))
+    assert (m["executor"], m["workers"]) == ("local", 2)
+    assert _tables(two) == _tables(one)
+
+
+def square_or_die(x: int) -> int:
+    """Task for the pool test: item 2 kills its worker process outright, like a crashing parser."""
+    if x == 2:
+        os._exit(3)
+    return x * x
+
+
+def test_pool_survives_a_dying_worker_and_names_the_culprit() -> None:
+    pool = LocalPool(2)
+    try:
+        got = dict(pool.imap(square_or_die, [(0,), (1,), (2,), (3,), (4,)]))
+    finally:
+        pool.close()
+    assert isinstance(got.pop(2), WorkerDied)
+    assert got == {0: 0, 1: 1, 3: 9, 4: 16}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_second_run_on_the_same_folder_fails_fast_with_a_clear_message(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with RunLock(out):  # a run in progress holds the folder
+        with pytest.raises(RunError, match="another huibian run"):
+            run(RunConfig(inputs=[str(seed("002"))], out=out, jobs=1))
+        t0 = time.monotonic()
+        proc = _cli(str(seed("002")), "--out", str(out), cwd=tmp_path)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "another huibian run" in err and str(out) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert time.monotonic() - t0 < 60  # fails at once instead of waiting
+    # the lock is free again once its holder is gone
+    run(RunConfig(inputs=[str(seed("002"))], out=out, jobs=1))
+    assert (out / "documents.csv").exists()
+
+
+def test_run_killed_with_sigkill_then_rerun_equals_a_clean_run(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path, n=8)
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    run(RunConfig(inputs=[str(inputs)], out=clean, jobs=1, use_cache=False))
+    # the folder holds an earlier, smaller run: it must stay readable through the killed run
+    run(RunConfig(inputs=[str(seed("002"))], out=out, jobs=1, use_cache=False))
+    before = _tables(out)
+
+    proc = _cli(str(inputs), "--out", str(out), "--jobs", "1", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list((out / ".cache").rglob("*.pkl")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # kill once the run is under way (its first file is done)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    if _manifest(out)["inputs"] == 1:  # killed before publishing: the old run, intact
+        assert _tables(out) == before
+    assert len(pd.read_csv(out / "documents.csv")) >= 1
+    pd.read_parquet(out / "sentences.parquet")
+
+    rerun = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    assert rerun["reused"] >= 1  # the killed run's finished files were kept
+    assert _tables(out) == _tables(clean)
+    assert not list(out.glob(".staging-*"))
