@@ -65,6 +65,11 @@ def canonical(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
+# a TOC entry ends in a page number after dot leaders or a tab: never part of a paragraph
+_TOC_LINE = re.compile(r"(?:[.…·]{2,}|\t)[^。！？]{0,40}?[（(]?\s*\d{1,4}\s*[)）]?\s*$")
+_TOC_TITLE = re.compile(r"^\s*(?:#+\s*)?目\s*[录次]\s*$")
+
+
 def _joinable(prev: Block, nxt: Block, min_len: int) -> bool:
     """A paragraph cut by a page or layout break: prev stops mid-sentence, nxt carries on."""
     if prev.kind != "para" or nxt.kind != "para":
@@ -72,6 +77,8 @@ def _joinable(prev: Block, nxt: Block, min_len: int) -> bool:
     a, b = prev.text.rstrip(), nxt.text.lstrip()
     if not a or not b or a[-1] in _TERMINAL:
         return False
+    if _TOC_LINE.search(a) or _TOC_LINE.search(b) or _TOC_TITLE.match(a) or "\t" in a or "\t" in b:
+        return False  # TOC entries and table rows keep their lines
     if len(canonical(a)) < min_len or _HEADING_START.match(a) and len(a) < 60:
         return False
     return not _HEADING_START.match(b)

@@ -25,6 +25,7 @@ from .analyze import analyze
 from .cache import Cache, entry_key, file_digest, pipeline_fingerprint
 from .digest import write_digest
 from .executor import ExecutorError, make_executor
+from .ingest import configure as configure_ingest
 from .ingest import discover, ingest_file
 from .lock import LockError, RunLock
 from .model import Block, Document, stable_id
@@ -215,6 +216,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     staging = prepare(out_dir)
+    configure_ingest(cfg.config)  # [ingest] of --config (table columns, limits), workers included
     files: list[tuple[str, str, str | None]] = []
     for given in inputs:
         root = str(Path(given)) if Path(given).is_dir() else None

@@ -15,7 +15,7 @@ ARTICLE_COLUMNS = ["article_id", "doc_id", "title", "unit", "author", "kind", "p
 TOC_COLUMNS = ["doc_id", "title", "unit", "author", "page", "group", "doc_number"]
 SENTENCE_COLUMNS = ["doc_id", "article_id", "unit", "section", "idx", "text", "label", "confidence",
                     "evidence", "theme", "page", "phys_page", "para", "kind", "start", "end",
-                    "source"]
+                    "source", "tokens"]
 
 
 def document_rows(doc: Document) -> dict[str, list[dict[str, Any]]]:
@@ -52,6 +52,8 @@ def document_rows(doc: Document) -> dict[str, list[dict[str, Any]]]:
             "confidence": round(float(s.confidence), 4), "evidence": s.evidence, "theme": s.theme,
             "page": s.page, "phys_page": s.phys_page, "para": s.para, "kind": kind,
             "start": s.start, "end": s.end, "source": doc.source,
+            # jieba words from the segment stage, so season analyses need not cut again
+            "tokens": list(s.tokens),
         })
     return rows
 

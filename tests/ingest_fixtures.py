@@ -140,7 +140,7 @@ def make_docx(paras: list[str], path: Path, *, table: list[list[str]] | None = N
         else:
             d.add_paragraph(p)
         if table is not None and i == len(paras) // 2:
-            t = d.add_table(rows=len(table), cols=len(table[0]))
+            t = d.add_table(rows=len(table), cols=len(table[0]), style="Table Grid")
             for r, row in enumerate(table):
                 for c, cell in enumerate(row):
                     t.cell(r, c).text = cell

@@ -11,6 +11,7 @@ import csv
 import io
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -121,6 +122,45 @@ def test_scanned_pdf_is_ocred(tmp_path: Path) -> None:
     got = "".join(body_texts(doc))
     assert char_f1(got, ref.replace("— 1 —", "")) >= 0.95
     assert all(b.phys_page == 1 for b in doc.blocks)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+def test_pdf_printed_from_word(report_docx: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Word-printed PDFs draw glyphs out of reading order (quote marks from a fallback font, no
+    justification, numbers wrapped whole); lines are rebuilt from glyph boxes."""
+    path, paras = report_docx
+    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+                   check=True, capture_output=True, timeout=180)
+    doc = ingest_file(tmp_path / "安徽.pdf")
+    assert_faithful(doc, paras)
+    assert [b.rows for b in doc.blocks if b.kind == "table"] == [TABLE]  # ruled table via pdfplumber
+    # the DOCX header repeats on every page: a running head, not body text
+    heads = [b for b in doc.blocks if b.kind == "furniture" and b.text == "安徽省人民政府文件"]
+    assert len(heads) == int(doc.meta["pages"])
+    assert not any("安徽省人民政府文件" in t for t in body_texts(doc))
+
+
+def test_image_is_ocred(tmp_path: Path) -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image, ImageDraw, ImageFont
+
+    font_path = next((p for p in ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                                  "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
+                      if Path(p).exists()), None)
+    if font_path is None:
+        pytest.skip("no CJK font (fonts-noto-cjk) to draw the test image with")
+    lines = ["今年我们完成了各项工作任务，", "群众满意度明显提高。"]
+    img = Image.new("RGB", (900, 220), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(font_path, 48)
+    for i, line in enumerate(lines):
+        draw.text((40, 30 + i * 90), line, fill="black", font=font)
+    path = tmp_path / "photo.png"
+    img.save(path)
+    doc = ingest_file(path)
+    assert doc.status == "ok" and doc.format == "image", doc.reason
+    assert char_f1("".join(body_texts(doc)), "".join(lines)) >= 0.95
 
 
 # --- Word ---------------------------------------------------------------------------------------
@@ -311,3 +351,35 @@ def test_discover_accounts_for_hidden_files_and_symlinked_folders(tmp_path: Path
     assert docs["r.txt"].status == "ok"
     assert docs[".DS_Store"].status == "rejected" and "hidden" in docs[".DS_Store"].reason
     assert docs["link"].status == "rejected" and "folder" in docs["link"].reason
+
+
+def test_run_reads_a_season_of_mixed_formats_with_config(report_docx: tuple[Path, list[str]],
+                                                          tmp_path: Path) -> None:
+    """`huibian run --config`: a CSV of reports (columns named in the config) and a ZIP of Word
+    files each give one row per report in documents.csv, and their sentences reach the output."""
+    import pandas as pd
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["org", "body"])
+    for unit, _, _, text in _reports()[:2]:
+        w.writerow([unit, text])
+    (inputs / "rows.csv").write_text(buf.getvalue(), encoding="utf-8")
+    with zipfile.ZipFile(inputs / "units.zip", "w") as z:
+        z.write(report_docx[0], "安徽.docx")
+    cfg = tmp_path / "huibian.toml"
+    cfg.write_text('[ingest.table]\ntext = "body"\nunit = "org"\n', encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "pipeline", "run", str(inputs), "--out", str(tmp_path / "out"),
+                          "--config", str(cfg), "--no-cache"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    docs = pd.read_csv(tmp_path / "out" / "documents.csv", keep_default_na=False)
+    assert sorted(docs["source"]) == sorted([f"{inputs}/rows.csv/row2", f"{inputs}/rows.csv/row3",
+                                             f"{inputs}/units.zip/安徽.docx"])
+    assert (docs["status"] == "ok").all(), docs[["source", "reason"]]
+    articles = pd.read_parquet(tmp_path / "out" / "articles.parquet")
+    assert {"吉林省", "河北省"} <= set(articles["unit"])
+    sentences = pd.read_parquet(tmp_path / "out" / "sentences.parquet")
+    assert set(sentences["doc_id"]) == set(docs["doc_id"])

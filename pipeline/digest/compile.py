@@ -36,6 +36,7 @@ from .docx import HEADING_FONT, new_document, set_style_font
 TOC_STYLE = "汇编目录"  # the 目录 entries' paragraph style: readers (and the tests) find entries by it
 BYLINE_STYLE = "汇编署名"
 MAX_PASSES = 3
+MAX_HEADING_CHARS = 40
 SOFFICE_TIMEOUT = 300
 
 
@@ -87,7 +88,7 @@ def load_entries(run_dir: Path, order: Path | None = None) -> tuple[list[Entry],
         if g is None or g.empty:
             continue
         e = Entry(aid, _s(a.get("title")) or "（无题）", _s(a.get("unit")), _s(a.get("author")))
-        e.paragraphs = _paragraphs(g, e.title)
+        e.paragraphs = _paragraphs(g, e.title, e.unit, e.author)
         if e.paragraphs:
             entries[aid] = e
     chosen = list(entries.values())
@@ -98,16 +99,21 @@ def load_entries(run_dir: Path, order: Path | None = None) -> tuple[list[Entry],
     return chosen, warnings
 
 
-def _paragraphs(g: pd.DataFrame, title: str) -> list[tuple[str, str]]:
-    """Sentences regrouped into the source's paragraphs; a leading repeat of the title dropped."""
+def _paragraphs(g: pd.DataFrame, title: str, unit: str = "", author: str = "") -> list[tuple[str, str]]:
+    """Sentences regrouped into the source's paragraphs.
+
+    The article's own title, unit and 执笔 lines at its top are dropped: the volume prints its own
+    title and byline. A "heading" longer than a heading can be (a segmentation slip) is set as prose.
+    """
     out: list[tuple[str, str]] = []
     key = None
+    furniture = {_norm(x) for x in (title, unit, author) if x}
     for r in g.to_dict("records"):
         text = _s(r.get("text"))
         if not text:
             continue
-        kind = "heading" if r.get("kind") == "heading" else "body"
-        if not out and _norm(text) == _norm(title):
+        kind = "heading" if r.get("kind") == "heading" and len(text) <= MAX_HEADING_CHARS else "body"
+        if not out and (_norm(text) in furniture or _norm(text).startswith(("执笔", "作者"))):
             continue
         k = (r.get("doc_id"), r.get("para"), kind)
         if out and k == key and kind == "body":

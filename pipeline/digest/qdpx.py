@@ -90,11 +90,16 @@ def build_project(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> tupl
     files: dict[str, str] = {}
     cases: dict[str, set[str]] = {}
     sources_el = ET.Element(q("Sources"))
+    taken: set[str] = set()
     for doc_id, (text, spans) in texts.items():
         sg = guid("source", doc_id)
         files[f"sources/{sg}.txt"] = text
+        name = clean_text(names.get(doc_id, doc_id))
+        if name in taken:  # QDA tools key sources by name: same-named files from two folders get the id
+            name = f"{name} ({doc_id})"
+        taken.add(name)
         src = ET.SubElement(sources_el, q("TextSource"), {
-            "guid": sg, "name": clean_text(names.get(doc_id, doc_id)), "plainTextPath": f"internal://{sg}.txt",
+            "guid": sg, "name": name, "plainTextPath": f"internal://{sg}.txt",
             "creatingUser": user, "creationDateTime": now})
         for start, end, row in spans:
             codes = []

@@ -12,12 +12,15 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+
+from .common import is_missing
 
 # sheet name → columns CONTRACT.md promises, used for the header when the table is absent
 SHEETS: dict[str, list[str]] = {
@@ -51,7 +54,9 @@ def cell_value(v: Any) -> Any:
         return None
     if isinstance(v, bool):
         return v
-    if hasattr(v, "item") and not isinstance(v, str):  # numpy scalars
+    if isinstance(v, list | tuple | set | frozenset | np.ndarray):  # token lists and the like
+        return cell_value(" ".join("" if is_missing(x) else str(x) for x in v))
+    if isinstance(v, np.generic):  # numpy scalars
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
         return None
@@ -75,7 +80,7 @@ def _widths(df: pd.DataFrame, columns: list[str]) -> list[int]:
 
 
 def write_sheet(wb: Workbook, name: str, df: pd.DataFrame | None, columns: list[str]) -> int:
-    """One table as one write-only sheet; returns the number of data rows."""
+    """One table as one sheet of a write-only workbook; returns the number of data rows."""
     if df is not None:
         columns = [str(c) for c in df.columns]
     ws = wb.create_sheet(title=name[:31])
@@ -90,6 +95,10 @@ def write_sheet(wb: Workbook, name: str, df: pd.DataFrame | None, columns: list[
     last = get_column_letter(max(len(columns), 1))
     n = 0 if df is None else len(df)
     ws.auto_filter.ref = f"A1:{last}{n + 1}"
+    if getattr(wb, "write_only", False):
+        # a streamed sheet has no <dimension> unless told its size before the first row; readers
+        # such as openpyxl's read-only mode (max_row) rely on it, and here the size is known
+        ws.calculate_dimension = lambda: f"A1:{last}{n + 1}"
     header = []
     for c in columns:
         cell = WriteOnlyCell(ws, value=cell_value(c))

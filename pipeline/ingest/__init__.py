@@ -12,6 +12,7 @@ Risky parsers (C libraries, converters) run in a forked child with a time and me
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from functools import cache
@@ -46,12 +47,34 @@ _MAGIC = ((b"%PDF-", "a PDF"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a
           (b"\x1f\x8b", "gzip data"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive"))
 
 _CONFIG: dict[str, Any] = {}
+#: the run's ``[ingest]`` settings travel to spawned worker processes in this variable
+CONFIG_ENV = "HUIBIAN_INGEST_CONFIG"
 
 
 def configure(config: dict[str, Any] | None) -> None:
-    """Take the run's ``--config`` (its ``[ingest]`` table) for the following ingests."""
+    """Take the run's ``--config`` (its ``[ingest]`` table) for the following ingests, here and
+    in worker processes started afterwards (they inherit the environment).
+
+    Keys: ``table`` (``text``/``unit``/``title``/``date``/``key``/``author``/``sheet`` column
+    names of one-report-per-row spreadsheets), ``timeout_scale`` (multiplies parser time limits),
+    ``isolate`` (false: parse in-process, for debugging).
+    """
+    section = dict((config or {}).get("ingest", {}))
     _CONFIG.clear()
-    _CONFIG.update((config or {}).get("ingest", {}))
+    _CONFIG.update(section)
+    if section:
+        os.environ[CONFIG_ENV] = json.dumps(section, ensure_ascii=False)
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+
+
+def _options() -> dict[str, Any]:
+    if not _CONFIG and os.environ.get(CONFIG_ENV):
+        try:
+            _CONFIG.update(json.loads(os.environ[CONFIG_ENV]))
+        except (ValueError, TypeError):
+            pass
+    return _CONFIG
 
 
 def backend_for(path: Path) -> Backend | None:
@@ -131,7 +154,7 @@ def _preflight(path: Path, root: Path | None) -> int:
 
 
 def _scale(limits: Limits) -> Limits:
-    scale = float(_CONFIG.get("timeout_scale", 1.0))
+    scale = float(_options().get("timeout_scale", 1.0))
     return Limits(timeout=limits.timeout * scale, memory_mb=limits.memory_mb)
 
 
@@ -144,7 +167,7 @@ def ingest_all(path: Path, source: str | None = None, root: Path | None = None, 
     """
     path = Path(path)
     source = source if source is not None else str(path)
-    opts = config if config is not None else _CONFIG
+    opts = config if config is not None else _options()
     doc = Document(doc_id="", source=source)
     try:
         size = _preflight(path, root)

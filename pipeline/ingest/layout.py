@@ -20,6 +20,7 @@ from ..model import Block
 
 #: share of the page height at the top and at the bottom where running heads and folios live
 BAND = 0.10
+_LATIN_START = re.compile(r"^[A-Za-z0-9.,:%/+\-–_@#&*()（）“”\"'’%‰]+")
 _ROMAN = re.compile(r"^[ivxlcIVXLC]+$")
 _LIST_START = re.compile(r"^\s*(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[)）]|\d+[、.．]\D|第[一二三四五六七八九十]+[章节条部分])")
 
@@ -124,8 +125,15 @@ def _continues(a: Line, b: Line, ma: tuple[float, float, float, float],
         return False
     left_a, right_a, cw, pitch = ma
     left_b = mb[0]
-    if a.x1 < right_a - 2.2 * cw:  # type: ignore[operator] - a stops short: paragraph ends
-        return False
+    # a line stopping short ends its paragraph; word processors leave up to ~3 characters free
+    # at a line's end (punctuation that may not start a line pulls its neighbour along)
+    ends = a.text.rstrip()[-1:] in "。！？!?；;：:"
+    if a.x1 < right_a - (1.5 if ends else 3.5) * cw:  # type: ignore[operator] - stops short…
+        # …unless b starts with a number or Latin word too wide for the room left (word wrap)
+        m = _LATIN_START.match(b.text)
+        if (not m or ends
+                or (len(m.group()) + 2) * cw < right_a - a.x1):  # type: ignore[operator]
+            return False
     if b.x0 > left_b + 0.6 * cw:  # type: ignore[operator] - b is indented or centred: new paragraph
         return False
     if a.x0 > left_a + 6 * cw:  # type: ignore[operator] - a centred/right-aligned line

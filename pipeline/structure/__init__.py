@@ -66,7 +66,9 @@ def structure(doc: Document) -> Document:
             start = offset
             offset += len(text)
             pieces.append(text)
-            is_head = is_title or bool(kind_heading and k == 0 and text.startswith(kind_heading[1][:4]))
+            # the article title stays out of the section path and is not flagged as a heading:
+            # the tagger reads is_heading as "opens a section"
+            is_head = bool(kind_heading and k == 0 and text.startswith(kind_heading[1][:4]))
             sentences.append(Sentence(
                 idx=len(sentences), text=text, para=block.para, page=block.page,
                 phys_page=block.phys_page, section=list(tracker.path),
@@ -87,8 +89,8 @@ _CELLS = re.compile(r"\t")
 def mark_tables(blocks: list[Block]) -> None:
     """Tab-separated lines of a text input (a converted scoring table) → kind 'table'.
 
-    Two or more such lines in a row make a table; a row's continuation line without tabs
-    between two rows stays part of it.
+    Two or more such lines in a row make a table (a lone line when its cells are short); a row's
+    continuation line without tabs between two rows stays part of it.
     """
     def row(b: Block) -> bool:
         return b.kind == "para" and len([c for c in b.text.split("\t") if c.strip()]) >= 2
@@ -103,7 +105,7 @@ def mark_tables(blocks: list[Block]) -> None:
                 j + 2 < n and blocks[j + 1].kind == "para" and "\t" not in blocks[j + 1].text
                 and len(blocks[j + 1].text) <= 60 and row(blocks[j + 2]))):
             j += 1
-        if j > i:
+        if j > i or all(len(c) <= 40 for c in blocks[i].text.split("\t")):
             for k in range(i, j + 1):
                 blocks[k].kind = "table"
         i = j + 1

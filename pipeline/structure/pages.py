@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from ..dictionaries import read_patterns
 from ..model import Block
+from .articles import author_line
 
 #: how many lines at the top and at the bottom of a page may be running heads or folios
 EDGE = 2
@@ -66,8 +67,12 @@ def mark_pages(blocks: list[Block]) -> set[int]:
     repeat = max(2, min(3, int(0.3 * len(by_page) + 0.5)))
     drop: set[int] = set()
     folios: dict[int, int] = {}
-    for p, edge in edges.items():
-        cand = [i for i in by_page[p] if blocks[i].kind in ("para", "furniture")]
+    # when ingest already found the folios (Block.page set) it judged each line by its position
+    # on the page: trust its furniture and only look at the lines it marked
+    ingest_paged = any(b.page is not None for b in blocks)
+    for p in edges:
+        cand = [i for i in by_page[p]
+                if blocks[i].kind == "furniture" or (blocks[i].kind == "para" and not ingest_paged)]
         seen: set[str] = set()
         # walk in from the top and from the bottom: furniture sits outermost, once per page
         for order in (cand[:EDGE], list(reversed(cand[-EDGE:]))):
@@ -82,7 +87,7 @@ def mark_pages(blocks: list[Block]) -> set[int]:
                     if folio is not None:
                         folios.setdefault(p, folio)
                 elif (len(b.text) <= 60 and len(by_page) > 1 and shapes[shape] >= repeat
-                      and shape not in seen):
+                      and shape not in seen and not author_line(b.text)):
                     drop.add(i)  # a running head: the same line at the edge of many pages
                     seen.add(shape)
                     nums = re.findall(r"\d+", b.text)
@@ -91,7 +96,7 @@ def mark_pages(blocks: list[Block]) -> set[int]:
                 else:
                     break
     # ingest's own furniture lines anywhere on a page that are page numbers or repeated heads
-    for p, idx in by_page.items():
+    for idx in by_page.values():
         for i in idx:
             b = blocks[i]
             if b.kind == "furniture" and i not in drop and (

@@ -26,7 +26,8 @@ _BULLET = re.compile(r"^\s*[-*•·]\s*")
 _ENTRY_NO = re.compile(r"^\s*\d{1,3}\s*(?:、|[.．](?!\d))\s*")
 _GROUP = re.compile(r"^\s*(?:#+\s*)?(?:[一二三四五六七八九十]+\s*[、.．]|第[一二三四五六七八九十]+(?:部分|章|编|篇))")
 # several entries run into one block: leader, optional unit/author, page, then the next title
-_RUN_TOGETHER = re.compile(r"(?<=[.…·•．\s])(?:[(（]\s*)?\d{1,4}(?:\s*[)）])?(?=\s*[^\d\s)）.…·•．])")
+_RUN_TOGETHER = re.compile(
+    r"(?:[(（]\s*\d{1,4}\s*[)）]|(?<=[.…·•．\s])\d{1,4})(?=\s*[^\d\s)）.…·•．])")
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,19 @@ from .features import Context
 
 MODEL_PATH = Path(__file__).resolve().parent / "model.joblib"
 SIDECAR_SUFFIX = ".json"
-FORMAT = 1  # bump when the feature set changes incompatibly
+FORMAT = 2  # bump when the feature set changes incompatibly
+# lexical features (words, character bigrams, openings) count less than the guide's context
+# features: with few annotated reports they would otherwise learn the reports' topics
+LEXICAL = ("w=", "c2=", "b1=", "b2=", "w0=")
+LEXICAL_WEIGHT = 0.3
+
+
+def feature_scale(vocab: dict[str, int]) -> np.ndarray:
+    scale = np.ones(len(vocab))
+    for f, i in vocab.items():
+        if f.startswith(LEXICAL):
+            scale[i] = LEXICAL_WEIGHT
+    return scale
 
 
 class Model:
@@ -34,9 +46,10 @@ class Model:
         self.meta = meta
         # plain LR weights for the evidence of a model decision (which feature pushed hardest)
         self.coef = _base_coef(clf)
+        self.scale = feature_scale(vocab)
 
     def matrix(self, contexts: Sequence[Context]) -> sp.csr_matrix:
-        return vectorize([c.feats for c in contexts], self.vocab)
+        return vectorize([c.feats for c in contexts], self.vocab, self.scale)
 
     def predict(self, contexts: Sequence[Context]) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
         if not contexts:
@@ -69,8 +82,9 @@ def _base_coef(clf: Any) -> np.ndarray | None:
     return getattr(est, "coef_", None)
 
 
-def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int]) -> sp.csr_matrix:
-    """Binary CSR matrix of feature strings; unseen features are dropped."""
+def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int],
+              scale: np.ndarray | None = None) -> sp.csr_matrix:
+    """CSR matrix of feature strings (value 1, or the feature's scale); unseen features are dropped."""
     indptr = [0]
     indices: list[int] = []
     get = vocab.get
@@ -78,8 +92,9 @@ def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int]) -> sp.csr_m
         cols = {c for c in map(get, fs) if c is not None}
         indices.extend(sorted(cols))
         indptr.append(len(indices))
-    data = np.ones(len(indices), dtype=np.float64)
-    return sp.csr_matrix((data, np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+    cols_arr = np.asarray(indices, dtype=np.int32)
+    data = scale[cols_arr] if scale is not None else np.ones(len(indices), dtype=np.float64)
+    return sp.csr_matrix((data, cols_arr, np.asarray(indptr, dtype=np.int64)),
                          shape=(len(feats), len(vocab)))
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..evaluate import canon, load_gold, match_document, score
 from ..model import LABELS, Sentence
 from .features import Context, analyse
-from .learner import FORMAT, MODEL_PATH, SIDECAR_SUFFIX, _load, file_sha256, vectorize
+from .learner import FORMAT, MODEL_PATH, SIDECAR_SUFFIX, _load, feature_scale, file_sha256, vectorize
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MIN_COUNT = 2  # a feature must occur in this many training sentences to enter the vocabulary
@@ -218,7 +218,7 @@ def make_vocab(feats: Sequence[Sequence[str]]) -> dict[str, int]:
 def _estimator():
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C, solver="lbfgs", max_iter=3000, random_state=0)
+    return LogisticRegression(C=C, solver="lbfgs", max_iter=3000, tol=1e-4, random_state=0)
 
 
 def fit(examples: Sequence[Example]) -> tuple[dict[str, int], Any, list[str]]:
@@ -227,13 +227,13 @@ def fit(examples: Sequence[Example]) -> tuple[dict[str, int], Any, list[str]]:
     from sklearn.model_selection import GroupKFold
 
     vocab = make_vocab([e.feats for e in examples])
-    X = vectorize([e.feats for e in examples], vocab)
+    X = vectorize([e.feats for e in examples], vocab, feature_scale(vocab))
     y = np.array([e.label for e in examples])
     w = np.array([e.weight for e in examples])
     groups = np.array([e.group for e in examples])
     n_groups = len(set(groups))
     if n_groups >= 3 and min(Counter(y).values()) >= 3:
-        splits = list(GroupKFold(n_splits=min(5, n_groups)).split(X, y, groups))
+        splits = list(GroupKFold(n_splits=3).split(X, y, groups))
         clf = CalibratedClassifierCV(_estimator(), method="sigmoid", cv=splits, ensemble=False)
     else:  # too little data to hold reports out: plain logistic regression
         clf = _estimator()
@@ -254,7 +254,7 @@ def cross_validate(examples: Sequence[Example]) -> dict[str, Any]:
         if len({e.label for e in train}) < 2:
             continue
         vocab, clf, labels = fit(train)
-        P = clf.predict_proba(vectorize([examples[k].feats for k in test], vocab))
+        P = clf.predict_proba(vectorize([examples[k].feats for k in test], vocab, feature_scale(vocab)))
         for k, p in zip(test, P, strict=True):
             pred[k] = labels[int(p.argmax())]
             probs[k] = float(p.max())
