@@ -222,6 +222,16 @@ def test_html_main_text_without_site_furniture(tmp_path: Path, encoding: str) ->
     assert any(b.kind == "heading" and b.text.startswith("一、") for b in doc.blocks)
 
 
+def test_web_page_saved_as_doc_is_read_as_html(tmp_path: Path) -> None:
+    """Office systems export HTML named .doc; it is read for what it is, with a warning."""
+    paras = report_paragraphs("吉林省")
+    path = tmp_path / "通知.doc"
+    path.write_bytes(make_html(paras, "gbk"))
+    doc = ingest_file(path)
+    assert doc.format == "html" and any("web page" in w for w in doc.warnings)
+    assert_faithful(doc, paras)
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "gb2312", "gbk",
                                       "gb18030", "big5"])
 def test_text_in_every_common_encoding(tmp_path: Path, encoding: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -45,6 +46,13 @@ _MAGIC = ((b"%PDF-", "a PDF"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a
           (b"GIF8", "a GIF image"), (b"PK\x03\x04", "a ZIP container"), (b"\xd0\xcf\x11\xe0", "an old Office file"),
           (b"{\\rtf", "RTF"), (b"\x7fELF", "a program (ELF)"), (b"MZ", "a Windows program"),
           (b"\x1f\x8b", "gzip data"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive"))
+
+_HTML_START = re.compile(rb"^\s*(?:<!doctype\s+html|<html|<head|<meta|<body|<\?xml[^>]*>\s*<html)", re.I)
+
+
+def _is_html(head: bytes) -> bool:
+    return bool(_HTML_START.match(head.lstrip(b"\xef\xbb\xbf")[:512]))
+
 
 _CONFIG: dict[str, Any] = {}
 #: the run's ``[ingest]`` settings travel to spawned worker processes in this variable
@@ -184,8 +192,15 @@ def ingest_all(path: Path, source: str | None = None, root: Path | None = None, 
             raise IngestError(f"file too large ({size / 2**20:.0f} MB; limit {limit // 2**20} MB for {backend.name})")
         with path.open("rb") as fh:
             head = fh.read(4096)
+        if not backend.accepts(path, head) and _is_html(head) and backend.name in ("doc", "xlsx", "txt"):
+            # office systems export web pages named .doc/.xls: read them as what they are
+            backend = next(b for b in BACKENDS if b.name == "html")
+            doc.format = backend.name
+            doc.warnings.append(f"named {path.suffix} but is a web page; read as HTML")
         if not backend.accepts(path, head):
             what = next((w for m, w in _MAGIC if head.startswith(m)), "")
+            if what == "an old Office file" and path.suffix.lower() in (".docx", ".xlsx", ".pptx"):
+                raise IngestError(f"password-protected Office file (or an old format renamed to {path.suffix})")
             if what:
                 raise IngestError(f"content is {what}, not {backend.name} as the name ({path.suffix}) says")
             raise IngestError(f"content is not {backend.name} (file name says {path.suffix})")

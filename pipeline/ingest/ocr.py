@@ -5,6 +5,7 @@ are handled by the same layout rules as a PDF text layer.
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,14 @@ def ocr_lines(image: Any, scale: float = 1.0) -> tuple[list[Line], float]:
     return lines, height
 
 
-def ocr_pdf_pages(pdf: Any, pages: list[int]) -> dict[int, list[Line]]:
-    """OCR the given 0-based pages of an open pypdfium2 document."""
+def ocr_pdf_pages(pdf: Any, pages: list[int], budget: float | None = None) -> dict[int, list[Line]]:
+    """OCR the given 0-based pages of an open pypdfium2 document (within ``budget`` seconds)."""
     out: dict[int, list[Line]] = {}
     scale = DPI / 72
+    t0 = time.monotonic()
     for pno in pages:
+        if budget is not None and out and time.monotonic() - t0 > budget:
+            break
         page = pdf[pno]
         bitmap = page.render(scale=scale, grayscale=True)
         image = bitmap.to_numpy()

@@ -209,10 +209,13 @@ class PdfBackend:
                 lines = page_lines(textpage)
                 page_obj = Page(number=pno + 1, height=page.get_height(), lines=lines)
                 paths, images = _count_objects(page)
-                if _garbled("".join(ln.text for ln in lines)):
-                    page_obj.lines = []
+                page_text = "".join(ln.text for ln in lines)
+                if _garbled(page_text) or (images and len(page_text.strip()) < 40):
+                    # no usable text layer (or only a stamped page number over a scanned image)
                     if images:
                         scanned.append(pno)
+                    else:
+                        page_obj.lines = []
                 elif paths >= TABLE_PATHS:
                     table_pages.append(pno)
                 pages.append(page_obj)
@@ -223,11 +226,14 @@ class PdfBackend:
             if scanned:
                 from .ocr import ocr_pdf_pages
 
-                for pno, lines in ocr_pdf_pages(pdf, scanned[:MAX_OCR_PAGES]).items():
-                    pages[pno].lines = lines
-                if len(scanned) > MAX_OCR_PAGES:
-                    doc.warnings.append(f"only the first {MAX_OCR_PAGES} of {len(scanned)} scanned pages OCR'd")
-                doc.meta["ocr_pages"] = str(min(len(scanned), MAX_OCR_PAGES))
+                # stop OCR well inside this parser's time limit: a partial text beats a timeout
+                done = ocr_pdf_pages(pdf, scanned[:MAX_OCR_PAGES], budget=self.limits.timeout * 0.7)
+                for pno, lines in done.items():
+                    if lines or _garbled("".join(ln.text for ln in pages[pno].lines)):
+                        pages[pno].lines = lines
+                if len(done) < len(scanned):
+                    doc.warnings.append(f"only {len(done)} of {len(scanned)} scanned pages OCR'd (time/page limit)")
+                doc.meta["ocr_pages"] = str(len(done))
         finally:
             pdf.close()
         doc.blocks = pages_to_blocks(pages)

@@ -53,8 +53,17 @@ def read_corrections(path: Path) -> list[dict[str, str]]:
 
 
 def apply_corrections(sentences: pd.DataFrame, path: Path | str) -> pd.DataFrame:
-    """The sentences frame with every matching correction applied (label, confidence 1, evidence)."""
-    rows = read_corrections(Path(path))
+    """The sentences frame with every matching correction applied (label, confidence 1, evidence).
+
+    An unreadable corrections file stops the run with a one-line reason (``RunError``, exit 2)
+    rather than silently publishing uncorrected labels.
+    """
+    from ..run import RunError
+
+    try:
+        rows = read_corrections(Path(path))
+    except ValueError as e:
+        raise RunError(str(e)) from None
     if not rows or sentences.empty:
         return sentences
     by_key = {r["key"]: r["correct_label"] for r in rows if r["key"]}
