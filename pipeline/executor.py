@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -78,6 +79,14 @@ class LocalPool:
         self.workers = max(1, workers)
         self._init = initializer
         self._pool = self._new_pool()
+        try:
+            # workers that cannot even start (e.g. a caller's script without a __main__ guard,
+            # which spawn re-runs) would otherwise fail every file one by one
+            self._pool.submit(os.getpid).result()
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise ExecutorError("worker processes cannot start (is the calling script missing "
+                                "an `if __name__ == \"__main__\":` guard?)") from None
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),

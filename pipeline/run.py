@@ -9,21 +9,20 @@ byte-identical however the work was spread), writes to a staging folder and publ
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from . import __version__
-from .analyze import analyze
 from .cache import Cache, entry_key, file_digest, pipeline_fingerprint
-from .digest import write_digest
 from .executor import ExecutorError, make_executor
 from .ingest import configure as configure_ingest
 from .ingest import discover, ingest_file
@@ -47,8 +46,8 @@ STAGES = (("normalize", normalize), ("structure", structure), ("segment", segmen
 #: (a spawned worker needs ~2 s to import and load jieba; the sample season takes ~2 s in-process)
 PARALLEL_MIN_BYTES = 2_000_000
 
-#: per-file results are tables in columnar form: {table: {column: [values]}}
-Columns = dict[str, dict[str, list[Any]]]
+#: a per-file result's rows: one Arrow table per kind of row (documents, articles, toc, sentences)
+Tables = dict[str, pa.Table]
 
 
 class RunError(Exception):
@@ -150,35 +149,52 @@ def failed_file(source: str, error: BaseException) -> dict[str, Any]:
     return {"tables": columnar(document_rows(doc)), "warnings": [], "timings": {}}
 
 
-def columnar(rows: dict[str, list[dict[str, Any]]]) -> Columns:
-    """Row dicts → column lists: a third of the memory and far cheaper to pickle and cache."""
-    out: Columns = {}
+def columnar(rows: dict[str, list[dict[str, Any]]]) -> Tables:
+    """Row dicts → one Arrow table per kind of row: compact in memory, cheap to pickle and cache
+    (a season of Python row dicts would need several GiB)."""
+    out: Tables = {}
     for name, records in rows.items():
         cols: dict[str, None] = {}
         for r in records:
             cols.update(dict.fromkeys(r))
-        out[name] = {c: [r.get(c) for r in records] for c in cols}
+        out[name] = pa.table({c: _array([r.get(c) for r in records]) for c in cols})
     return out
 
 
-def frames_from_parts(parts: list[Columns]) -> dict[str, pd.DataFrame]:
-    """Per-file columnar results (in input order) → the season's tables.
+def _array(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # a column mixing kinds of values (a stage's bug) is kept as text rather than lost
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
 
-    Columns and dtypes follow ``tables.to_frames`` exactly (the same frames it would build from
-    the row dicts); each file's lists are released as soon as they are copied.
+
+def frames_from_parts(parts: list[Tables]) -> dict[str, pd.DataFrame]:
+    """Per-file tables (in input order) → the season's DataFrames.
+
+    Columns, dtypes and values are exactly those ``tables.to_frames`` builds from the same row
+    dicts (list columns as Python lists, which readers of the Parquet files expect); each file's
+    tables are released as soon as they are concatenated.
     """
     template = to_frames([])
     frames: dict[str, pd.DataFrame] = {}
     for name, empty in template.items():
-        data = {}
-        pieces = [p.pop(name, {}) for p in parts]
-        for c in empty.columns:
-            data[c] = list(chain.from_iterable(
-                piece.get(c) if c in piece else [None] * _n_rows(piece) for piece in pieces))
-        del pieces
-        df = pd.DataFrame(data, columns=list(empty.columns))
-        if len(df) == 0:
-            df = empty
+        tables = [t for t in (p.pop(name, None) for p in parts) if t is not None and t.num_rows]
+        if not tables:
+            frames[name] = empty
+            continue
+        t = pa.concat_tables(tables, promote_options="permissive")
+        del tables
+        n = t.num_rows
+        t = pa.table({c: t.column(c) if c in t.column_names else pa.nulls(n)
+                      for c in empty.columns})
+        lists = {c: t.column(c).to_pylist() for c in t.column_names
+                 if pa.types.is_list(t.column(c).type) or pa.types.is_large_list(t.column(c).type)}
+        df = t.drop_columns(list(lists)).to_pandas(self_destruct=True)
+        del t
+        for c, values in lists.items():
+            df[c] = values
+        df = df[list(empty.columns)]
         for c in empty.columns:
             if empty[c].dtype != object and df[c].dtype != empty[c].dtype:
                 df[c] = df[c].astype(empty[c].dtype)
@@ -186,15 +202,23 @@ def frames_from_parts(parts: list[Columns]) -> dict[str, pd.DataFrame]:
     return frames
 
 
+#: a rejection carrying this marker came from a parser time limit (pipeline/ingest/isolate.py):
+#: it depends on the machine's load, not on the bytes, so it is not cached
+TRANSIENT_MARKER = "(stopped)"
+
+
+def _transient(tables: Tables) -> bool:
+    docs = tables.get("documents")
+    if docs is None or "reason" not in docs.column_names:
+        return False
+    return any(TRANSIENT_MARKER in (r or "") for r in docs.column("reason").to_pylist())
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _n_rows(piece: dict[str, list[Any]]) -> int:
-    return len(next(iter(piece.values()))) if piece else 0
 
 
 # ---------------------------------------------------------------- the season
@@ -213,6 +237,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, Any]:
+    # season-level stages imported here, not at module level: worker processes import this
+    # module for process_file and need neither (sklearn, scipy, openpyxl: ~2 s and ~130 MB each)
+    from .analyze import analyze
+    from .digest import write_digest
+
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     staging = prepare(out_dir)
@@ -224,9 +253,10 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
 
     cache_root = cfg.cache_dir or Path(os.environ.get("HUIBIAN_CACHE") or out_dir / ".cache")
     cache = Cache(cache_root, enabled=cfg.use_cache)
+    settings = json.dumps(cfg.config, sort_keys=True, ensure_ascii=False, default=str)  # in the key
     timings: dict[str, float] = {}
     warnings: list[str] = []
-    results: list[Columns | None] = [None] * len(files)
+    results: list[Tables | None] = [None] * len(files)
     keys: list[str | None] = [None] * len(files)
     todo: list[int] = []
     reused = 0
@@ -236,7 +266,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         task = progress.stage("documents", len(files))
         for i, (path, source, _root) in enumerate(files):
             digest = file_digest(Path(path)) if cache.enabled else None
-            keys[i] = entry_key(digest, source) if digest else None
+            keys[i] = entry_key(digest, source, settings) if digest else None
             hit = cache.get(keys[i])
             if hit is None:
                 todo.append(i)
@@ -252,7 +282,13 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
                 # a few small files are not worth starting worker processes for
                 size = sum(_size(files[i][0]) for i in todo)
                 jobs = 1 if size < cfg.parallel_min_bytes else min(jobs, len(todo))
-            ex = make_executor(cfg.executor, jobs, cfg.scheduler, initializer=warm_up)
+            try:
+                ex = make_executor(cfg.executor, jobs, cfg.scheduler, initializer=warm_up)
+            except ExecutorError as e:
+                if cfg.executor != "local":
+                    raise
+                warnings.append(f"running in this process only: {e}")
+                ex = make_executor("local", 1)
             executor_name, workers = ex.name, ex.workers
             try:
                 todo_warnings: dict[int, list[str]] = {}
@@ -260,7 +296,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
                     i = todo[k]
                     if isinstance(value, BaseException):
                         value = failed_file(files[i][1], value)
-                    else:
+                    elif not _transient(value["tables"]):
                         cache.put(keys[i], value)
                     results[i] = value["tables"]
                     todo_warnings[i] = value["warnings"]

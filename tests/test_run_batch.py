@@ -193,7 +193,12 @@ def test_run_killed_with_sigkill_then_rerun_equals_a_clean_run(tmp_path: Path) -
     assert len(pd.read_csv(out / "documents.csv")) >= 1
     pd.read_parquet(out / "sentences.parquet")
 
-    rerun = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
-    assert rerun["reused"] >= 1  # the killed run's finished files were kept
+    rerun = _cli(str(inputs), "--out", str(out), "--jobs", "1", cwd=tmp_path)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    # the killed run's finished files were kept, and the summary says so
+    m = _manifest(out)
+    assert m["reused"] >= 1 and m["reused"] + m["processed"] == m["files_in"] == 9
+    assert f"reused {m['reused']} of 9 documents" in stdout
     assert _tables(out) == _tables(clean)
     assert not list(out.glob(".staging-*"))

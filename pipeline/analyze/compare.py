@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .problems import CHAR_WEIGHT, cluster_name, problem_items, topic_words
+from .problems import CHAR_WEIGHT, cluster_name, problem_items, topic_from_words
 from .text import tfidf_matrix
 
 COLUMNS = ["unit", "status", "cluster_name", "text_old", "text_new", "similarity", "doc_id_old",
@@ -37,15 +37,16 @@ def compare_seasons(old: pd.DataFrame, new: pd.DataFrame, labels: tuple[str, ...
     texts = (a["text"].tolist() if len(a) else []) + (b["text"].tolist() if len(b) else [])
     if not texts:
         return pd.DataFrame(columns=COLUMNS)
-    x = tfidf_matrix(texts, [topic_words(t) for t in texts], char_weight=CHAR_WEIGHT)
+    words = (a["words"].tolist() if len(a) else []) + (b["words"].tolist() if len(b) else [])
+    x = tfidf_matrix(texts, [topic_from_words(w) for w in words], char_weight=CHAR_WEIGHT)
     xa, xb = x[: len(a)], x[len(a):]
     for unit in units:
         ia = np.flatnonzero(a["unit"].to_numpy() == unit) if len(a) else np.array([], dtype=int)
         ib = np.flatnonzero(b["unit"].to_numpy() == unit) if len(b) else np.array([], dtype=int)
         sim = (xa[ia] @ xb[ib].T).toarray() if len(ia) and len(ib) else np.zeros((len(ia), len(ib)))
         used_a, used_b = set(), set()
-        # greedy one-to-one matching, most similar pairs first
-        for flat in np.argsort(-sim, axis=None):
+        # greedy one-to-one matching, most similar pairs first (stable: ties in reading order)
+        for flat in np.argsort(-sim, axis=None, kind="stable"):
             i, j = divmod(int(flat), sim.shape[1])
             if sim[i, j] < min_similarity:
                 break
@@ -63,7 +64,8 @@ def compare_seasons(old: pd.DataFrame, new: pd.DataFrame, labels: tuple[str, ...
                 rows.append(_row(unit, "resolved", a.iloc[ia[i]], None, _best(sim[i, :])))
     out = pd.DataFrame(rows, columns=COLUMNS)
     order = {"new": 0, "persisting": 1, "resolved": 2}
-    out = out.sort_values(["unit", "status"], key=lambda c: c.map(order) if c.name == "status" else c)
+    out = out.sort_values(["unit", "status"], key=lambda c: c.map(order) if c.name == "status" else c,
+                          kind="stable")
     return out.astype({"similarity": "float64", "page_old": "Int64", "page_new": "Int64"}).reset_index(
         drop=True)
 
@@ -74,7 +76,8 @@ def _best(v: np.ndarray) -> float:
 
 def _row(unit: str, status: str, ra: pd.Series | None, rb: pd.Series | None, sim: float) -> dict:
     texts = [r["text"] for r in (ra, rb) if r is not None]
-    return {"unit": unit, "status": status, "cluster_name": cluster_name(texts),
+    words = [list(r["words"]) for r in (ra, rb) if r is not None]
+    return {"unit": unit, "status": status, "cluster_name": cluster_name(texts, word_lists=words),
             "text_old": ra["text"] if ra is not None else "", "text_new": rb["text"] if rb is not None else "",
             "similarity": round(sim, 4),
             "doc_id_old": ra["doc_id"] if ra is not None else "", "doc_id_new": rb["doc_id"] if rb is not None else "",

@@ -9,7 +9,7 @@ but a verb stands before it ("建成12个省市医院新院区项目") the noun 
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 import pandas as pd
 from jieba.posseg import POSTokenizer
@@ -81,8 +81,15 @@ def _trim(subject: str) -> str:
 
 def _noun_after(rest: str) -> str:
     """The noun phrase opening ``rest`` (the words after a figure), by jieba part of speech."""
+    return _noun_phrase(rest[:30])
+
+
+# part-of-speech cuts are the slow step; the same short phrases ("增长", "新增…") recur across
+# reports, so each distinct phrase is cut once per process
+@lru_cache(maxsize=200_000)
+def _noun_phrase(rest: str) -> str:
     out = []
-    for w, flag in _pos().lcut(rest[:30], HMM=False):
+    for w, flag in _pos().lcut(rest, HMM=False):
         if w in _QUOTES:
             continue
         if flag.startswith(("n", "vn", "b", "j", "l", "eng", "f", "s")) or (out and flag in ("a", "m")):
@@ -92,6 +99,7 @@ def _noun_after(rest: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=200_000)
 def _all_verbs(s: str) -> bool:
     return bool(s) and all(f.startswith(("v", "d", "p", "c", "u", "m")) for _, f in _pos().lcut(s, HMM=False))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import cache
 
 import numpy as np
@@ -23,8 +24,9 @@ from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
 from sklearn.random_projection import SparseRandomProjection
 
 from ..dictionaries import read_lines, read_table
+from ..segment import cut
 from .matrix import content_sentences
-from .text import clauses, content_words, group_keys, tfidf_matrix, unit_names
+from .text import clause_tokens, content_words, group_keys, is_content_word, tfidf_matrix, unit_names
 
 PROBLEM_LABELS = ("gap", "cause", "measure")
 #: cosine distance at which groups stop merging; chosen on the hand grouping (tests/data)
@@ -62,13 +64,40 @@ def _synonyms() -> dict[str, tuple[str, ...]]:
 
 def topic_words(text: str) -> list[str]:
     """Content words that say which problem it is: generic problem words left out, synonyms added."""
+    return topic_from_words(content_words(text))
+
+
+def topic_from_words(words: Iterable[str]) -> list[str]:
+    """``topic_words`` from a text's content words (already cut)."""
     generic, syn = _generic(), _synonyms()
     out: list[str] = []
-    for w in content_words(text):
+    for w in words:
         if w not in generic:
             out.append(w)
             out.extend(syn.get(w, ()))
     return out
+
+
+def _split(text: str, tokens: Sequence[str] | None, label: str) -> list[tuple[str, list[str]]]:
+    """(statement, its content words) for every problem statement inside one sentence."""
+    if label == "measure":
+        parts = clause_tokens(text, tokens, strong_only=True)
+        return [(p, _content(ws)) for p, ws in parts if len(p) >= MIN_ITEM_CHARS]
+    cue, intro = _problem_cue(), _intro()
+    parts = [(p, ws) for p, ws in clause_tokens(text, tokens)
+             if len(p) >= MIN_ITEM_CHARS and not intro.search(p)]
+    stating = [(p, ws) for p, ws in parts if cue.search(p)]
+    if len(stating) >= 2:
+        return [(p, _content(ws)) for p, ws in stating]
+    whole = text.strip()
+    if len(whole) < MIN_ITEM_CHARS or not parts:
+        return []
+    words = tokens if tokens is not None and len(tokens) else cut(whole)
+    return [(whole, _content(words))]
+
+
+def _content(tokens: Iterable[str]) -> list[str]:
+    return [w for w in tokens if is_content_word(w)]
 
 
 def split_items(text: str, label: str) -> list[str]:
@@ -79,35 +108,31 @@ def split_items(text: str, label: str) -> list[str]:
     ("我们也清醒认识到"). Measures are kept per sentence part (split on ；only) — they are long
     task lists whose clauses mean little alone.
     """
-    if label == "measure":
-        parts = clauses(text, strong_only=True)
-        return [p for p in parts if len(p) >= MIN_ITEM_CHARS]
-    cue, intro = _problem_cue(), _intro()
-    parts = [p for p in clauses(text) if len(p) >= MIN_ITEM_CHARS and not intro.search(p)]
-    stating = [p for p in parts if cue.search(p)]
-    if len(stating) >= 2:
-        return stating
-    whole = text.strip()
-    return [whole] if len(whole) >= MIN_ITEM_CHARS and parts else []
+    return [p for p, _ in _split(text, None, label)]
+
+
+ITEM_COLUMNS = ["label", "unit", "key", "doc_id", "article_id", "text", "sentence", "page", "idx",
+                "words"]
 
 
 def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
-    """One row per problem statement (a clause or a sentence) of the given labels."""
+    """One row per problem statement (a clause or a sentence) of the given labels, with its
+    content words (``words``) taken from the segment stage's tokens."""
     s = content_sentences(sentences)
     s = s[s["label"].isin(labels)]
     if s.empty:
-        return pd.DataFrame(columns=["label", "unit", "key", "doc_id", "article_id", "text", "sentence",
-                                     "page", "idx"])
+        return pd.DataFrame(columns=ITEM_COLUMNS)
     s = s.assign(unit=unit_names(s), key=group_keys(s))
+    if "article_id" not in s:
+        s = s.assign(article_id="")
+    toks = s["tokens"].tolist() if "tokens" in s else [None] * len(s)
     rows = []
-    for r in s.itertuples(index=False):
-        for item in split_items(r.text, r.label):
-            rows.append({"label": r.label, "unit": r.unit, "key": r.key, "doc_id": r.doc_id,
-                         "article_id": getattr(r, "article_id", ""), "text": item, "sentence": r.text,
-                         "page": r.page, "idx": r.idx})
-    out = pd.DataFrame(rows)
-    if "page" in out:
-        out["page"] = out["page"].astype("Int64")
+    for r, tk in zip(s.itertuples(index=False), toks, strict=True):
+        for item, words in _split(r.text, tk, r.label):
+            rows.append((r.label, r.unit, r.key, r.doc_id, r.article_id, item, r.text, r.page, r.idx,
+                         words))
+    out = pd.DataFrame.from_records(rows, columns=ITEM_COLUMNS)
+    out["page"] = out["page"].astype("Int64")
     return out
 
 
@@ -125,31 +150,29 @@ def _cluster_block(x: sp.csr_matrix, threshold: float) -> np.ndarray:
 
 def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,
                   block_size: int = BLOCK_SIZE, word_lists: list[list[str]] | None = None) -> np.ndarray:
-    """A group number per text; similar texts share a number. Identical texts are clustered once."""
+    """A group number per text; similar texts share a number. Identical texts are clustered once.
+
+    ``word_lists``: the content words of each text when already known (else the texts are cut).
+    """
     if not texts:
         return np.zeros(0, dtype=int)
-    uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    uniq_words = None
-    if word_lists is not None:
-        first = {}
-        for i, t in enumerate(texts):
-            first.setdefault(t, i)
-        uniq_words = [word_lists[first[t]] for t in uniq]
-    if uniq_words is None:
+    # np.unique sorts: the numbering never depends on input order of duplicates or on hashing
+    uniq, first, inverse = np.unique(np.asarray(texts, dtype=object), return_index=True,
+                                     return_inverse=True)
+    if word_lists is None:
         uniq_words = [topic_words(t) for t in uniq]
+    else:
+        uniq_words = [topic_from_words(word_lists[i]) for i in first]
     x = tfidf_matrix(list(uniq), uniq_words, char_weight=CHAR_WEIGHT)
     n = x.shape[0]
     labels = np.zeros(n, dtype=int)
-    if n <= block_size:
-        blocks = [np.arange(n)]
-    else:
-        blocks = _blocks(x, block_size)
+    blocks = [np.arange(n)] if n <= block_size else _blocks(x, block_size)
     next_id = 0
     for idx in blocks:
         sub = _cluster_block(x[idx], threshold)
         labels[idx] = sub + next_id
         next_id += int(sub.max()) + 1
-    return labels[inverse]
+    return labels[np.ravel(inverse)]
 
 
 def _blocks(x: sp.csr_matrix, block_size: int) -> list[np.ndarray]:
@@ -170,41 +193,72 @@ def _blocks(x: sp.csr_matrix, block_size: int) -> list[np.ndarray]:
     return [b for b in out if len(b)]
 
 
-def cluster_name(texts: list[str], n_terms: int = 3) -> str:
-    """Key terms of a group: the content words most members share (ties: longer, then first seen)."""
+def cluster_name(texts: list[str], n_terms: int = 3,
+                 word_lists: list[list[str]] | None = None) -> str:
+    """Key terms of a group: the content words most members share.
+
+    Ties: the longer word, then the word itself (code-point order) — never the order of a set,
+    which changes with PYTHONHASHSEED.
+    """
     df: Counter[str] = Counter()
-    for t in texts:
-        df.update(set(topic_words(t)) or set(content_words(t)))
-    ranked = sorted(df.items(), key=lambda kv: (-kv[1], -len(kv[0])))
-    return "、".join(w for w, _ in ranked[:n_terms]) or texts[0][:12]
+    for i, t in enumerate(texts):
+        words = content_words(t) if word_lists is None else list(word_lists[i])
+        df.update(set(topic_from_words(words)) or set(words))
+    ranked = sorted(df.items(), key=lambda kv: (-kv[1], -len(kv[0]), kv[0]))
+    return "、".join(w for w, _ in ranked[:n_terms]) or (texts[0][:12] if texts else "")
+
+
+def _cluster_names(groups: np.ndarray, texts: list[str], word_lists: list[list[str]],
+                   n_terms: int = 3) -> dict[int, str]:
+    """``cluster_name`` of every group at once (one table operation instead of a loop per group)."""
+    pairs: list[tuple[int, str]] = []
+    for g, ws in zip(groups.tolist(), word_lists, strict=True):
+        pairs += [(g, w) for w in (set(topic_from_words(ws)) or set(ws))]
+    names: dict[int, str] = {}
+    if pairs:
+        df = pd.DataFrame(pairs, columns=["g", "w"]).value_counts().rename("n").reset_index()
+        df["len"] = df["w"].str.len()
+        df = df.sort_values(["g", "n", "len", "w"], ascending=[True, False, False, True], kind="stable")
+        names = df.groupby("g", sort=False)["w"].agg(lambda ws: "、".join(ws.iloc[:n_terms])).to_dict()
+    for g, t in zip(groups.tolist(), texts, strict=True):  # a group without words: its first text
+        names.setdefault(g, t[:12])
+    return names
 
 
 def recurring_problems(sentences: pd.DataFrame, threshold: float = DISTANCE_THRESHOLD,
-                       min_units: int = 2, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
-    """problems.parquet: members of groups spanning at least ``min_units`` units, per label."""
-    items = problem_items(sentences, labels)
+                       min_units: int = 2, labels: tuple[str, ...] = PROBLEM_LABELS,
+                       items: pd.DataFrame | None = None) -> pd.DataFrame:
+    """problems.parquet: members of groups spanning at least ``min_units`` units, per label.
+
+    ``items``: ``problem_items(sentences, labels)`` when already built.
+    """
+    if items is None:
+        items = problem_items(sentences, labels)
     frames = []
     for label in labels:
         it = items[items["label"] == label] if len(items) else items
         if it.empty:
             continue
-        it = it.assign(group=cluster_texts(it["text"].tolist(), threshold))
+        it = it.assign(group=cluster_texts(it["text"].tolist(), threshold,
+                                           word_lists=it["words"].tolist()))
         n_units = it.groupby("group")["key"].transform("nunique")
         it = it.assign(n_units=n_units, n_members=it.groupby("group")["text"].transform("size"))
         it = it[it["n_units"] >= min_units]
         if it.empty:
             continue
-        # biggest groups first, numbered per label
-        order = (it.groupby("group").agg(u=("n_units", "first"), m=("n_members", "first"))
-                 .sort_values(["u", "m"], ascending=False).index)
+        # biggest groups first, numbered per label; equal sizes by their first member's text
+        order = (it.groupby("group").agg(u=("n_units", "first"), m=("n_members", "first"),
+                                         t=("text", "min"))
+                 .sort_values(["u", "m", "t"], ascending=[False, False, True], kind="stable").index)
         ids = {g: f"{label}-{i + 1:03d}" for i, g in enumerate(order)}
-        names = {g: cluster_name(grp["text"].tolist()) for g, grp in it.groupby("group")}
+        names = _cluster_names(it["group"].to_numpy(), it["text"].tolist(), it["words"].tolist())
         it = it.assign(cluster_id=it["group"].map(ids), cluster_name=it["group"].map(names))
         frames.append(it)
     if not frames:
         return pd.DataFrame(columns=COLUMNS).astype({"page": "Int64", "n_units": int, "n_members": int})
     out = pd.concat(frames, ignore_index=True)
-    return out.sort_values(["label", "cluster_id", "unit", "idx"])[COLUMNS].reset_index(drop=True)
+    out = out.sort_values(["label", "cluster_id", "unit", "doc_id", "idx", "text"], kind="stable")
+    return out[COLUMNS].reset_index(drop=True)
 
 
 def pairwise_scores(pred: list[int] | np.ndarray, gold: list[int] | np.ndarray) -> tuple[float, float]:

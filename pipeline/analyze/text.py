@@ -1,10 +1,18 @@
-"""Shared helpers for the cross-unit analyses: content words, clauses, unit names, TF-IDF."""
+"""Shared helpers for the cross-unit analyses: content words, clauses, unit names, TF-IDF.
+
+Words come from the segment stage's ``tokens`` column (jieba with the domain dictionary, cut once
+per document and cached with it); only when that column is missing or empty is a text cut again.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import chain
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -17,8 +25,10 @@ UNKNOWN_UNIT = "(未识别)"  # same placeholder the role matrix uses
 # a "word" must hold at least one CJK character or Latin letter: drops punctuation and bare numbers
 _WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 _NUMERIC = re.compile(r"^[\d.,%％]+$")
-_CLAUSE_SPLIT = re.compile(r"[，,；;：:。！？!?]")
-_SENTENCE_SPLIT = re.compile(r"[；;。！？!?]")
+_CLAUSE_CHARS = "，,；;：:。！？!?"
+_SENTENCE_CHARS = "；;。！？!?"
+_CLAUSE_SPLIT = re.compile(f"[{_CLAUSE_CHARS}]")
+_SENTENCE_SPLIT = re.compile(f"[{_SENTENCE_CHARS}]")
 _STRIP = " \t\u3000、，,；;：:。.！!？?“”\"'‘’（）()《》"
 
 
@@ -27,21 +37,106 @@ def stopwords() -> frozenset[str]:
     return frozenset(read_lines("stopwords.txt"))
 
 
+@lru_cache(maxsize=500_000)
+def is_content_word(w: str) -> bool:
+    """Not a stop word, not punctuation, not a bare number."""
+    return w not in stopwords() and bool(_WORDISH.search(w)) and not _NUMERIC.match(w)
+
+
 def content_words(text: str) -> list[str]:
     """jieba words (domain dictionary) without stop words, punctuation and bare numbers."""
     return list(_content_words(text))
 
 
-@lru_cache(maxsize=200_000)  # the same sentence is cut for keywords, problems and names
+@lru_cache(maxsize=200_000)  # the same sentence may be asked for by several analyses
 def _content_words(text: str) -> tuple[str, ...]:
-    stop = stopwords()
-    return tuple(w for w in cut(text) if w not in stop and _WORDISH.search(w) and not _NUMERIC.match(w))
+    return tuple(w for w in cut(text) if is_content_word(w))
 
 
 def clauses(text: str, strong_only: bool = False) -> list[str]:
     """Clauses of a sentence (split on Chinese/ASCII punctuation); ``strong_only``: only ；。！？."""
     parts = (_SENTENCE_SPLIT if strong_only else _CLAUSE_SPLIT).split(text)
     return [p.strip(_STRIP) for p in parts if p.strip(_STRIP)]
+
+
+def clause_tokens(text: str, tokens: Sequence[str] | None,
+                  strong_only: bool = False) -> list[tuple[str, list[str]]]:
+    """``clauses(text)`` each with its jieba words, taken from the sentence's ``tokens``.
+
+    jieba emits every punctuation mark as a token of its own, so splitting the token list at the
+    same marks gives the same clauses; when it does not line up (tokens missing or stale) the
+    clauses are cut again, so the result is always right, only slower.
+    """
+    parts = clauses(text, strong_only)
+    if tokens is not None and len(tokens):
+        marks = _SENTENCE_CHARS if strong_only else _CLAUSE_CHARS
+        groups: list[list[str]] = [[]]
+        for t in tokens:
+            if t in marks:
+                groups.append([])
+            else:
+                groups[-1].append(t)
+        groups = [g for g in groups if "".join(g).strip(_STRIP)]
+        if len(groups) == len(parts):
+            return list(zip(parts, groups, strict=True))
+    return [(p, cut(p)) for p in parts]
+
+
+def sentence_tokens(s: pd.DataFrame) -> list[list[str]]:
+    """jieba words of each row: the ``tokens`` column when present and filled, else cut now."""
+    texts = s["text"].fillna("").astype(str).tolist()
+    if "tokens" not in s:
+        return [cut(t) for t in texts]
+    out: list[list[str]] = []
+    for text, toks in zip(texts, s["tokens"].tolist(), strict=True):
+        if isinstance(toks, (list, tuple, np.ndarray)) and len(toks):
+            out.append(toks if isinstance(toks, list) else list(toks))
+        else:
+            out.append(cut(text) if text else [])
+    return out
+
+
+@dataclass(frozen=True)
+class WordCodes:
+    """Content words of many texts as integer codes into one vocabulary (CSR-like layout)."""
+
+    vocab: np.ndarray  # content words, in order of first appearance
+    codes: np.ndarray  # flat word codes, row after row
+    offsets: np.ndarray  # row i's words are codes[offsets[i]:offsets[i + 1]]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.offsets) - 1
+
+    def lists(self) -> list[list[str]]:
+        words = self.vocab[self.codes].tolist()
+        off = self.offsets.tolist()
+        return [words[off[i]:off[i + 1]] for i in range(self.n_rows)]
+
+    def counts(self) -> sp.csr_matrix:
+        """rows × vocabulary word counts."""
+        rows = np.repeat(np.arange(self.n_rows), np.diff(self.offsets))
+        x = sp.csr_matrix((np.ones(len(self.codes), dtype=np.float64), (rows, self.codes)),
+                          shape=(self.n_rows, len(self.vocab)))
+        x.sum_duplicates()
+        return x
+
+
+def word_codes(token_lists: Sequence[Sequence[str]]) -> WordCodes:
+    """Content-word codes of every token list, vectorised: one hash pass over all tokens, the stop
+    word / punctuation test once per distinct word rather than once per occurrence."""
+    n = len(token_lists)
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
+    flat = np.fromiter(chain.from_iterable(token_lists), dtype=object, count=int(lengths.sum()))
+    codes, uniq = pd.factorize(flat)  # order of first appearance: deterministic
+    keep_word = np.fromiter((is_content_word(w) for w in uniq), dtype=bool, count=len(uniq))
+    keep = keep_word[codes] if len(codes) else np.zeros(0, dtype=bool)
+    rows = np.repeat(np.arange(n), lengths)[keep]
+    new_code = np.cumsum(keep_word) - 1
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(rows, minlength=n))
+    return WordCodes(vocab=np.asarray(uniq, dtype=object)[keep_word], codes=new_code[codes[keep]],
+                     offsets=offsets)
 
 
 def unit_names(sentences: pd.DataFrame, articles: pd.DataFrame | None = None) -> pd.Series:
@@ -59,6 +154,10 @@ def group_keys(sentences: pd.DataFrame) -> pd.Series:
     return ("unit:" + unit).where(unit != "", fallback)
 
 
+def _identity(ws: Iterable[str]) -> Iterable[str]:
+    return ws
+
+
 def tfidf_matrix(texts: list[str], word_lists: list[list[str]] | None = None,
                  char_weight: float = 1.0) -> sp.csr_matrix:
     """L2-normalised TF-IDF over content words and character 2–3-grams, side by side.
@@ -68,7 +167,7 @@ def tfidf_matrix(texts: list[str], word_lists: list[list[str]] | None = None,
     """
     if word_lists is None:
         word_lists = [content_words(t) for t in texts]
-    wv = TfidfVectorizer(analyzer=lambda ws: ws, sublinear_tf=True, min_df=1)
+    wv = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=1, dtype=np.float64)
     cv = TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True, min_df=1)
     cleaned = ["".join(ws) for ws in word_lists]  # char n-grams over content words only
     try:

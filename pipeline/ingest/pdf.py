@@ -137,16 +137,34 @@ def _glyph_lines(textpage: pdfium.PdfTextPage, text: str) -> list[Line]:
     return lines
 
 
-def _count_objects(page: pdfium.PdfPage) -> tuple[int, int]:
-    """(path objects, image objects) on the page — raw calls, ~µs per object."""
-    paths = images = 0
+def _count_objects(page: pdfium.PdfPage, kinds: tuple[int, ...], stop: int) -> int:
+    """How many objects of ``kinds`` the page draws (raw calls; stops counting at ``stop``)."""
+    found = 0
     for i in range(pdfium_c.FPDFPage_CountObjects(page)):
-        t = pdfium_c.FPDFPageObj_GetType(pdfium_c.FPDFPage_GetObject(page, i))
-        if t == pdfium_c.FPDF_PAGEOBJ_PATH:
-            paths += 1
-        elif t in (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_FORM):
-            images += 1
-    return paths, images
+        if pdfium_c.FPDFPageObj_GetType(pdfium_c.FPDFPage_GetObject(page, i)) in kinds:
+            found += 1
+            if found >= stop:
+                break
+    return found
+
+
+def _image_cover(page: pdfium.PdfPage) -> float:
+    """Largest share of the page one image covers (a scan covers nearly all of it)."""
+    w, h = page.get_size()
+    best = 0.0
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    for i in range(pdfium_c.FPDFPage_CountObjects(page)):
+        obj = pdfium_c.FPDFPage_GetObject(page, i)
+        if pdfium_c.FPDFPageObj_GetType(obj) != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            continue
+        if pdfium_c.FPDFPageObj_GetBounds(obj, ctypes.byref(left), ctypes.byref(bottom), ctypes.byref(right),
+                                          ctypes.byref(top)):
+            best = max(best, (right.value - left.value) * (top.value - bottom.value) / max(w * h, 1.0))
+    return best
+
+
+_IMAGES = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_FORM)
+_PATHS = (pdfium_c.FPDF_PAGEOBJ_PATH,)
 
 
 def _tables(path: Path, pages: list[Page], candidates: list[int]) -> None:
@@ -208,15 +226,14 @@ class PdfBackend:
                 textpage = page.get_textpage()
                 lines = page_lines(textpage)
                 page_obj = Page(number=pno + 1, height=page.get_height(), lines=lines)
-                paths, images = _count_objects(page)
                 page_text = "".join(ln.text for ln in lines)
-                if _garbled(page_text) or (images and len(page_text.strip()) < 40):
-                    # no usable text layer (or only a stamped page number over a scanned image)
-                    if images:
+                if _garbled(page_text):  # no usable text layer: OCR if it shows an image
+                    page_obj.lines = []
+                    if _count_objects(page, _IMAGES, 1):
                         scanned.append(pno)
-                    else:
-                        page_obj.lines = []
-                elif paths >= TABLE_PATHS:
+                elif len(page_text.strip()) < 40 and _image_cover(page) > 0.5:
+                    scanned.append(pno)  # a scan with only a stamped page number as text
+                elif _count_objects(page, _PATHS, TABLE_PATHS) >= TABLE_PATHS:
                     table_pages.append(pno)
                 pages.append(page_obj)
                 textpage.close()
@@ -227,7 +244,13 @@ class PdfBackend:
                 from .ocr import ocr_pdf_pages
 
                 # stop OCR well inside this parser's time limit: a partial text beats a timeout
-                done = ocr_pdf_pages(pdf, scanned[:MAX_OCR_PAGES], budget=self.limits.timeout * 0.7)
+                try:
+                    done = ocr_pdf_pages(pdf, scanned[:MAX_OCR_PAGES], budget=self.limits.timeout * 0.7)
+                except IngestError as e:  # OCR engine missing: keep what the text layer has
+                    if not any(p.lines for p in pages):
+                        raise
+                    doc.warnings.append(str(e))
+                    done = {}
                 for pno, lines in done.items():
                     if lines or _garbled("".join(ln.text for ln in pages[pno].lines)):
                         pages[pno].lines = lines

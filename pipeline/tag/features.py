@@ -319,6 +319,8 @@ def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, ga
     if "gap_intro" in h and role in (None, "strength", "gap", "measure") and "measure_open" not in h:
         return "gap", 0.75, "cue:problems follow", True
     if gap_mode:
+        if "cause" in h and kind != "gov":
+            return "cause", 0.6, "cue:reason", True
         if "measure_open" in h:
             return "measure", 0.7, "cue:response to problems", False
         if first_in_para and "gap" not in h:
