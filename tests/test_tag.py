@@ -40,7 +40,7 @@ SUMMARY = """市直机关党建工作总结
 一、坚持理论武装，加强思想建设
 2004年，机关各级党组织深入开展了学习活动，举办培训班84期次。
 虽然取得了一定成绩，但仍然存在一些问题。
-由于机关党务干部多为兼职，支部工作精力投入不足。
+究其原因，主要是机关党务干部多为兼职，精力有限。
 在这一年的工作中，我们有以下三点体会：
 1、必须紧紧围绕大局开展机关党建工作。
 """
@@ -78,7 +78,7 @@ def test_lessons_mixed_sentences_and_reasons(tmp_path: Path) -> None:
     s = _tag_text(tmp_path, "summary.txt", SUMMARY)
     assert _label(s, "2004年，机关各级党组织深入开展了学习活动，举办培训班84期次。") == "strength"
     assert _label(s, "虽然取得了一定成绩，但仍然存在一些问题。") == "gap"  # main clause (rule 4)
-    assert _label(s, "由于机关党务干部多为兼职，支部工作精力投入不足。") == "cause"
+    assert _label(s, "究其原因，主要是机关党务干部多为兼职，精力有限。") == "cause"
     assert _label(s, "1、必须紧紧围绕大局开展机关党建工作。") == "strength"  # lesson under 体会
 
 

@@ -39,7 +39,9 @@ MIN_RATIO = 80.0  # rapidfuzz ratio (0–100) that confirms a near-duplicate sen
 MIN_SHARED_SENTENCES = 3
 MIN_SHARED_CHARS = 150
 MAX_SPREAD = 4  # a sentence found in more articles than this is boilerplate
-MAX_BUCKET = 8 * MAX_SPREAD  # an LSH bucket this crowded holds boilerplate variants: skipped
+#: an LSH bucket with more texts than this holds variants of boilerplate (more near-identical
+#: texts than MAX_SPREAD articles may share): skipped, which keeps the pair count linear
+MAX_BUCKET = 2 * MAX_SPREAD
 MAX_GAP = 2  # matched sentences at most this far apart form one passage
 SEED = 20260  # fixed: the same permutations in every run
 _CHUNK = 2_000_000  # 4-grams hashed per numpy pass (bounds memory)
@@ -151,24 +153,35 @@ def find_copies(sentences: pd.DataFrame) -> pd.DataFrame:
     for i, c in zip(long.index.tolist(), codes.tolist(), strict=True):
         where[c].append(i)
     pairs = candidate_pairs(minhash_signatures(texts))
-    partners: dict[int, list[tuple[int, float]]] = defaultdict(list)
     if len(pairs):
         ratios = process.cpdist([texts[i] for i in pairs[:, 0]], [texts[j] for j in pairs[:, 1]],
                                 scorer=fuzz.ratio, workers=1)
-        for (i, j), r in zip(pairs.tolist(), ratios.tolist(), strict=True):
-            if r >= MIN_RATIO:
-                partners[i].append((j, r))
-                partners[j].append((i, r))
+        pairs, ratios = pairs[ratios >= MIN_RATIO], ratios[ratios >= MIN_RATIO]
+    else:
+        ratios = np.zeros(0)
+    # edges text → confirmed near-duplicate (both ways, and each text to itself at 100)
+    self_loops = np.arange(len(texts))
+    edges = pd.DataFrame({
+        "j": np.concatenate((self_loops, pairs[:, 0], pairs[:, 1])),
+        "c": np.concatenate((self_loops, pairs[:, 1], pairs[:, 0])),
+        "r": np.concatenate((np.full(len(texts), 100.0), ratios, ratios)),
+    })
+    occ = pd.DataFrame({"c": codes, "row": long.index.to_numpy(),
+                        "key": pd.factorize(long["key"])[0]})
+    # every sentence a text stands for (its own and its confirmed partners'), and in how many
+    # articles they occur: 1 = nothing shared, more than MAX_SPREAD = boilerplate
+    spread = edges.merge(occ, on="c").groupby("j")["key"].nunique()
+    shared = np.flatnonzero(((spread >= 2) & (spread <= MAX_SPREAD)).reindex(
+        range(len(texts)), fill_value=False).to_numpy())
+    partners: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    e = edges[edges["j"].isin(shared)].sort_values(["j", "c"], kind="stable")
+    for j, c, r in zip(e["j"].tolist(), e["c"].tolist(), e["r"].tolist(), strict=True):
+        partners[j].append((c, r))
 
     keys = s["key"].to_numpy()
     match: dict[tuple[str, str], dict[int, tuple[int, float]]] = defaultdict(dict)
-    # only texts that occur twice or have a confirmed partner can be shared
-    for j in sorted(set(partners) | {c for c, w in enumerate(where) if len(w) > 1}):
-        confirmed = [(j, 100.0)] + sorted(partners.get(j, []))
-        rows = [(i, r) for c, r in confirmed for i in where[c]]
-        spread = {keys[i] for i, _ in rows}
-        if len(spread) < 2 or len(spread) > MAX_SPREAD:
-            continue  # no other article, or boilerplate everyone says
+    for j in shared.tolist():
+        rows = [(i, r) for c, r in partners[j] for i in where[c]]
         for a in where[j]:
             for b, r in rows:
                 if keys[a] != keys[b]:
@@ -176,26 +189,29 @@ def find_copies(sentences: pd.DataFrame) -> pd.DataFrame:
                     if prev is None or r > prev[1]:
                         match[(keys[a], keys[b])][a] = (b, r)
 
+    # plain lists: row lookups in the loop below stay cheap however large the season
+    nlen = n_norm.tolist()
+    text, doc, unit, page = (s["text"].tolist(), s["doc_id"].tolist(), s["unit"].tolist(),
+                             s["page"].tolist())
+    aid = s["article_id"].fillna("").astype(str).tolist() if "article_id" in s else [""] * len(s)
     out = []
     for (ka, kb), pairs_ab in sorted(match.items()):
         if ka > kb:
             continue  # each unordered pair once, from its first article's side
-        n_chars_a = sum(len(s.at[i, "norm"]) for i in pairs_ab)
+        n_chars_a = sum(nlen[i] for i in pairs_ab)
         if len(pairs_ab) < MIN_SHARED_SENTENCES or n_chars_a < MIN_SHARED_CHARS:
             continue
         back = match.get((kb, ka), {})
         share_a = n_chars_a / max(total_chars.get(ka, 1), 1)
-        share_b = sum(len(s.at[i, "norm"]) for i in back) / max(total_chars.get(kb, 1), 1)
+        share_b = sum(nlen[i] for i in back) / max(total_chars.get(kb, 1), 1)
         for run in _passages(sorted(pairs_ab)):
-            first, bs = s.loc[run[0]], [pairs_ab[i][0] for i in run]
+            a0, b0 = run[0], pairs_ab[run[0]][0]
             out.append({
-                "doc_id_a": first["doc_id"], "doc_id_b": s.at[bs[0], "doc_id"],
-                "article_id_a": _aid(first), "article_id_b": _aid(s.loc[bs[0]]),
-                "unit_a": first["unit"], "unit_b": s.at[bs[0], "unit"],
-                "text": "".join(s.loc[i, "text"] for i in run),
-                "n_chars": int(sum(len(s.at[i, "norm"]) for i in run)),
+                "doc_id_a": doc[a0], "doc_id_b": doc[b0], "article_id_a": aid[a0],
+                "article_id_b": aid[b0], "unit_a": unit[a0], "unit_b": unit[b0],
+                "text": "".join(text[i] for i in run), "n_chars": int(sum(nlen[i] for i in run)),
                 "share_a": round(min(share_a, 1.0), 4), "share_b": round(min(share_b, 1.0), 4),
-                "page_a": first["page"], "page_b": s.at[bs[0], "page"],
+                "page_a": page[a0], "page_b": page[b0],
                 "similarity": round(float(np.mean([pairs_ab[i][1] for i in run])) / 100, 4),
             })
     if not out:
@@ -204,10 +220,6 @@ def find_copies(sentences: pd.DataFrame) -> pd.DataFrame:
     return df.astype({"page_a": "Int64", "page_b": "Int64"}).sort_values(
         ["share_a", "doc_id_a", "article_id_a", "doc_id_b", "article_id_b", "text"],
         ascending=[False, True, True, True, True, True], kind="stable").reset_index(drop=True)
-
-
-def _aid(row: pd.Series) -> str:
-    return str(row.get("article_id", "") or "")
 
 
 def _passages(rows: list[int]) -> list[list[int]]:

@@ -24,9 +24,8 @@ from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
 from sklearn.random_projection import SparseRandomProjection
 
 from ..dictionaries import read_lines, read_table
-from ..segment import cut
 from .matrix import content_sentences
-from .text import clause_tokens, content_words, group_keys, is_content_word, tfidf_matrix, unit_names
+from .text import clause_words, content_words, group_keys, tfidf_matrix, unit_names
 
 PROBLEM_LABELS = ("gap", "cause", "measure")
 #: cosine distance at which groups stop merging; chosen on the hand grouping (tests/data)
@@ -36,6 +35,8 @@ CHAR_WEIGHT = 0.5
 #: largest set clustered in one piece (an n × n distance matrix); bigger sets are blocked first
 BLOCK_SIZE = 1500
 MIN_ITEM_CHARS = 4
+#: items k-means learns the block centres from (blocks are coarse; assigning is cheap)
+KMEANS_SAMPLE = 20_000
 
 COLUMNS = ["cluster_id", "cluster_name", "label", "unit", "doc_id", "article_id", "text", "sentence",
            "page", "idx", "n_units", "n_members"]
@@ -81,23 +82,18 @@ def topic_from_words(words: Iterable[str]) -> list[str]:
 def _split(text: str, tokens: Sequence[str] | None, label: str) -> list[tuple[str, list[str]]]:
     """(statement, its content words) for every problem statement inside one sentence."""
     if label == "measure":
-        parts = clause_tokens(text, tokens, strong_only=True)
-        return [(p, _content(ws)) for p, ws in parts if len(p) >= MIN_ITEM_CHARS]
+        parts = clause_words(text, tokens, strong_only=True)
+        return [(p, ws) for p, ws in parts if len(p) >= MIN_ITEM_CHARS]
     cue, intro = _problem_cue(), _intro()
-    parts = [(p, ws) for p, ws in clause_tokens(text, tokens)
-             if len(p) >= MIN_ITEM_CHARS and not intro.search(p)]
+    every = clause_words(text, tokens)
+    parts = [(p, ws) for p, ws in every if len(p) >= MIN_ITEM_CHARS and not intro.search(p)]
     stating = [(p, ws) for p, ws in parts if cue.search(p)]
     if len(stating) >= 2:
-        return [(p, _content(ws)) for p, ws in stating]
+        return stating
     whole = text.strip()
     if len(whole) < MIN_ITEM_CHARS or not parts:
         return []
-    words = tokens if tokens is not None and len(tokens) else cut(whole)
-    return [(whole, _content(words))]
-
-
-def _content(tokens: Iterable[str]) -> list[str]:
-    return [w for w in tokens if is_content_word(w)]
+    return [(whole, [w for _, ws in every for w in ws])]  # the sentence's content words
 
 
 def split_items(text: str, label: str) -> list[str]:
@@ -126,11 +122,13 @@ def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
     if "article_id" not in s:
         s = s.assign(article_id="")
     toks = s["tokens"].tolist() if "tokens" in s else [None] * len(s)
+    cols = {c: s[c].tolist() for c in ("label", "unit", "key", "doc_id", "article_id", "text", "page",
+                                       "idx")}  # plain lists: itertuples over Arrow columns is slow
     rows = []
-    for r, tk in zip(s.itertuples(index=False), toks, strict=True):
-        for item, words in _split(r.text, tk, r.label):
-            rows.append((r.label, r.unit, r.key, r.doc_id, r.article_id, item, r.text, r.page, r.idx,
-                         words))
+    for k, (text, label, tk) in enumerate(zip(cols["text"], cols["label"], toks, strict=True)):
+        for item, words in _split(text, tk, label):
+            rows.append((label, cols["unit"][k], cols["key"][k], cols["doc_id"][k],
+                         cols["article_id"][k], item, text, cols["page"][k], cols["idx"][k], words))
     out = pd.DataFrame.from_records(rows, columns=ITEM_COLUMNS)
     out["page"] = out["page"].astype("Int64")
     return out
@@ -183,8 +181,11 @@ def _blocks(x: sp.csr_matrix, block_size: int) -> list[np.ndarray]:
     z = SparseRandomProjection(n_components=128, random_state=0).fit_transform(x)
     z = np.asarray(z.todense() if sp.issparse(z) else z)
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    assign = MiniBatchKMeans(n_clusters=k, random_state=0, n_init=1, batch_size=2048,
-                             max_iter=50).fit_predict(z)
+    # centres are learnt on a fixed sample (the blocks only need to be coarse), then every item
+    # is assigned: the cost stays linear in n with a small constant
+    sample = np.random.default_rng(0).choice(n, size=min(n, KMEANS_SAMPLE), replace=False)
+    km = MiniBatchKMeans(n_clusters=k, random_state=0, n_init=1, batch_size=2048, max_iter=20)
+    assign = km.fit(z[np.sort(sample)]).predict(z)
     out: list[np.ndarray] = []
     for c in range(k):
         idx = np.flatnonzero(assign == c)
@@ -212,8 +213,12 @@ def _cluster_names(groups: np.ndarray, texts: list[str], word_lists: list[list[s
                    n_terms: int = 3) -> dict[int, str]:
     """``cluster_name`` of every group at once (one table operation instead of a loop per group)."""
     pairs: list[tuple[int, str]] = []
-    for g, ws in zip(groups.tolist(), word_lists, strict=True):
-        pairs += [(g, w) for w in (set(topic_from_words(ws)) or set(ws))]
+    seen: dict[str, set[str]] = {}  # members often repeat a text: its name words once
+    for g, t, ws in zip(groups.tolist(), texts, word_lists, strict=True):
+        terms = seen.get(t)
+        if terms is None:
+            terms = seen[t] = set(topic_from_words(ws)) or set(ws)
+        pairs += [(g, w) for w in terms]
     names: dict[int, str] = {}
     if pairs:
         df = pd.DataFrame(pairs, columns=["g", "w"]).value_counts().rename("n").reset_index()

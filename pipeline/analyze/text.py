@@ -59,27 +59,38 @@ def clauses(text: str, strong_only: bool = False) -> list[str]:
     return [p.strip(_STRIP) for p in parts if p.strip(_STRIP)]
 
 
-def clause_tokens(text: str, tokens: Sequence[str] | None,
-                  strong_only: bool = False) -> list[tuple[str, list[str]]]:
-    """``clauses(text)`` each with its jieba words, taken from the sentence's ``tokens``.
+_CONTENT: dict[str, bool] = {}  # is_content_word per distinct token, filled as tokens are seen
+
+
+def clause_words(text: str, tokens: Sequence[str] | None,
+                 strong_only: bool = False) -> list[tuple[str, list[str]]]:
+    """``clauses(text)``, each with its content words, taken from the sentence's ``tokens``.
 
     jieba emits every punctuation mark as a token of its own, so splitting the token list at the
-    same marks gives the same clauses; when it does not line up (tokens missing or stale) the
-    clauses are cut again, so the result is always right, only slower.
+    same marks gives the same clauses (one pass: split and stop-word filter together); when it
+    does not line up (tokens missing or stale) the clauses are cut again — always right, only
+    slower.
     """
-    parts = clauses(text, strong_only)
+    split = _SENTENCE_SPLIT if strong_only else _CLAUSE_SPLIT
+    raw = split.split(text)
     if tokens is not None and len(tokens):
         marks = _SENTENCE_CHARS if strong_only else _CLAUSE_CHARS
+        known = _CONTENT
         groups: list[list[str]] = [[]]
+        cur = groups[0]
         for t in tokens:
             if t in marks:
-                groups.append([])
-            else:
-                groups[-1].append(t)
-        groups = [g for g in groups if "".join(g).strip(_STRIP)]
-        if len(groups) == len(parts):
-            return list(zip(parts, groups, strict=True))
-    return [(p, cut(p)) for p in parts]
+                cur = []
+                groups.append(cur)
+                continue
+            ok = known.get(t)
+            if ok is None:
+                ok = known[t] = is_content_word(t)
+            if ok:
+                cur.append(t)
+        if len(groups) == len(raw):
+            return [(p.strip(_STRIP), g) for p, g in zip(raw, groups, strict=True) if p.strip(_STRIP)]
+    return [(p, content_words(p)) for p in clauses(text, strong_only)]
 
 
 def sentence_tokens(s: pd.DataFrame) -> list[list[str]]:

@@ -17,6 +17,7 @@ from .learner import load_model
 from .themes import theme_of
 
 STRUCTURAL = ("furniture", "toc", "table")
+UNSURE = 0.5  # below this top probability the rule's label is kept
 
 
 def tag(doc: Document) -> Document:
@@ -33,6 +34,12 @@ def tag(doc: Document) -> Document:
         for k, (s, c) in enumerate(zip(sents, ctx, strict=True)):
             if s.evidence in STRUCTURAL:
                 s.label, s.confidence, s.evidence = "other", float(max(P[k].max(), c.conf)), s.evidence
+                continue
+            if P[k].max() < UNSURE and c.label in model.labels:
+                # the model has little to go on (a pattern its training data lacks): the guide's
+                # rule decides, with the model's (low) probability for it as confidence
+                s.label, s.evidence = c.label, c.evidence
+                s.confidence = float(P[k][model.labels.index(c.label)])
                 continue
             s.label = labels[k]
             s.confidence = float(P[k].max())

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..model import Sentence
-from .rules import MARKER, cues, kind_cues, named_roles, polarity, strip_marker
+from .rules import MARKER, cue_matches, kind_cues, named_roles, polarity, strip_marker
 
 _TERMINAL = re.compile(r"[。！？!?；;]")
 # heading markers and their rank type; the rank of a type is the order of first appearance
 _HEAD_MARK = [
     ("md", re.compile(r"^\s*#{1,6}\s*")),
-    ("cn", re.compile(r"^\s*[一二三四五六七八九十百]+\s*[、．.:：]\s*(?![一二三四五六七八九十])")),
+    # "一、二、三产业…" is a list of numerals, not a heading; "一、一年接着一年干" is a heading
+    ("cn", re.compile(r"^\s*[一二三四五六七八九十百]+\s*[、．.:：]\s*(?![一二三四五六七八九十][、，,])")),
     ("pcn", re.compile(r"^\s*[（(]\s*[一二三四五六七八九十]+\s*[）)]")),
     ("di", re.compile(r"^\s*第[一二三四五六七八九十]+\s*[，,、:：]")),
     ("num", re.compile(r"^\s*\d{1,2}\s*[、．](?!\d)")),
@@ -101,7 +102,10 @@ def heading_of(s: Sentence, first_in_para: bool) -> Heading | None:
     if mark == "order" and len(first) > 24:
         return None
     title = lead if len(first) > 40 else first
-    named = named_roles(title) if len(title) <= 40 and not _TERMINAL.search(rest[:len(first) + 1]) else []
+    # a heading names a section when it is a short noun phrase ("二、存在的问题"); a claim of two
+    # clauses ("（五）着力缩小城乡区域差距，协调发展水平明显提升") or a sentence does not
+    names = len(title) <= 40 and not _TERMINAL.search(rest[:len(first) + 1]) and not re.search(r"[，,]", title)
+    named = named_roles(title) if names else []
     return Heading(mark, title, named, polarity(title)[0])
 
 
@@ -150,15 +154,13 @@ class _Stack:
         return None
 
 
-def _cue_hits(text: str) -> list[str]:
-    body = strip_marker(text)
-    hits = []
-    for name in ("gap", "gap_intro", "cause", "done", "future", "other", "measure", "strength"):
-        if cues(name).search(body):
-            hits.append(name)
-    if cues("measure_open").search(body):
-        hits.append("measure_open")
-    return hits
+_CUE_LISTS = ("gap", "gap_intro", "cause", "done", "future", "other", "measure", "strength", "measure_open")
+
+
+def _cue_hits(text: str) -> tuple[list[str], dict[str, re.Match[str] | None]]:
+    """Names of the cue lists found in the sentence (marker stripped) and their matches."""
+    found = cue_matches(strip_marker(text), _CUE_LISTS)
+    return [n for n in _CUE_LISTS if found[n]], found
 
 
 def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: str = "",
@@ -193,7 +195,7 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
         first_in_para = s.para != prev_para
         prev_para = s.para
         text = s.text
-        hits = _cue_hits(text)
+        hits, found = _cue_hits(text)
         pos = (i - art_start) / max(1, art_len[s.article_id])
         structural = s.evidence in ("furniture", "toc", "table")
         head = None if structural else heading_of(s, first_in_para)
@@ -202,11 +204,18 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
             gap_mode = False
             if head.mark == "title" or (head.mark == "cn" and re.match(r"^\s*(?:#+\s*)?一\s*[、．.:：]", text)
                                         and stack.items):
-                stack = _Stack()  # a new report inside the same file (anthologies, web pages)
+                # numbering starts again: a new report inside the same file (anthologies, web
+                # pages), or the numbered parts under an unnumbered title (keep the titles)
+                titles_kept = [h for h in stack.items if h.mark == "title"] if head.mark != "title" else []
+                stack = _Stack()
+                stack.items = titles_kept
                 parts = 0
-                passed_strength = False
+                if kind != "gov":  # a government report is one report: its review stays behind it
+                    passed_strength = False
                 for k2, pat in kind_cues():
-                    if head.mark == "title" and pat.search(head.text):
+                    # a title inside an anthology names the next report's kind; the titled parts
+                    # of a government work report do not make it something else
+                    if head.mark == "title" and kind != "gov" and pat.search(head.text):
                         kind = k2
                         break
             top = head.mark == "title" or stack.rank(head.mark) == 0
@@ -247,7 +256,7 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
                 role, rwhy = "strength", "kind:summary"
             if role is None and kind == "plan" and parts:
                 role, rwhy = "measure", "kind:plan"
-            label, conf, why, gap_mode = _body(text, hits, role, rwhy, kind, gap_mode, first_in_para)
+            label, conf, why, gap_mode = _body(text, hits, found, role, rwhy, kind, gap_mode, first_in_para)
             if text.rstrip().endswith(("：", ":")) and len(text) <= 40:
                 named = named_roles(text)
                 if named:
@@ -308,13 +317,13 @@ def _part_role(kind: str, head: Heading, parts: int, passed_strength: bool) -> s
     return head.pol if head.pol in ("strength", "measure") else None
 
 
-def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, gap_mode: bool,
-          first_in_para: bool) -> tuple[str, float, str, bool]:
+def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], role: str | None, rwhy: str,
+          kind: str, gap_mode: bool, first_in_para: bool) -> tuple[str, float, str, bool]:
     """Label of a body sentence given its section role (rules 1, 3, 4 and the passage state)."""
     body = strip_marker(text)
     h = set(hits)
     if "other" in h:
-        m = cues("other").search(body)
+        m = found["other"]
         return "other", 0.75, f"cue:{m.group(0)[:12] if m else 'other'}", False
     if "gap_intro" in h and role in (None, "strength", "gap", "measure") and "measure_open" not in h:
         return "gap", 0.75, "cue:problems follow", True
@@ -323,8 +332,8 @@ def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, ga
             return "cause", 0.6, "cue:reason", True
         if "measure_open" in h:
             return "measure", 0.7, "cue:response to problems", False
-        if first_in_para and "gap" not in h:
-            gap_mode = False
+        if first_in_para and "gap" not in h and not MARKER.match(text):
+            gap_mode = False  # a new paragraph that neither lists nor names a problem ends it
         else:
             return "gap", 0.7, "passage:problems", True
     if role == "cause":
@@ -341,6 +350,8 @@ def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, ga
         return "gap", 0.75, rwhy, False
     if role == "measure":
         return "measure", 0.75, rwhy, False
+    if "cause" in h and kind != "gov" and role in ("strength", "measure"):
+        return "cause", 0.55, "cue:reason", False  # an explicit reason (由于 / 原因是) explains a gap
     if role == "strength":
         if "gap" in h and "done" not in h and "measure_open" not in h:
             return "gap", 0.55, "cue:problem", False
@@ -348,7 +359,7 @@ def _body(text: str, hits: list[str], role: str | None, rwhy: str, kind: str, ga
             return "measure", 0.6, "cue:pledge", False
         return "strength", 0.75, rwhy, False
     # no section role: the sentence's own words (rule 3 and 4)
-    pol, pwhy = polarity(text)
+    pol, pwhy = polarity(text, found)
     if pol == "measure" or (pol is None and "future" in h):
         return "measure", 0.55, pwhy or "cue:future", False
     if pol is not None:
@@ -390,9 +401,9 @@ def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, 
     f.append(f"b1={body[:1]}")
     toks = s.tokens
     if toks:
-        f += [f"w={w}" for w in toks if len(w) > 1]
+        f += ["w=" + w for w in toks if len(w) > 1]
         f.append(f"w0={toks[0]}")
-    f += [f"c2={body[k:k + 2]}" for k in range(len(body) - 1)]
+    f += ["c2=" + body[k:k + 2] for k in range(len(body) - 1)]
     return f
 
 

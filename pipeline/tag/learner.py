@@ -89,8 +89,9 @@ def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int],
     indices: list[int] = []
     get = vocab.get
     for fs in feats:
-        cols = {c for c in map(get, fs) if c is not None}
-        indices.extend(sorted(cols))
+        cols = set(map(get, fs))
+        cols.discard(None)
+        indices.extend(sorted(cols))  # type: ignore[arg-type]
         indptr.append(len(indices))
     cols_arr = np.asarray(indices, dtype=np.int32)
     data = scale[cols_arr] if scale is not None else np.ones(len(indices), dtype=np.float64)

@@ -15,7 +15,6 @@ from ..dictionaries import read_patterns, read_table
 from ..model import Sentence
 
 ROLES = ("strength", "gap", "cause", "measure")
-NEVER = re.compile(r"(?!x)x")
 
 # list markers in front of a clause (一是 / 第一， / （一） / 1、 / ① …): stripped before matching
 # clause-opening cues such as 要… / 必须…
@@ -26,11 +25,28 @@ MARKER = re.compile(
     r"[一二三四五六七八九十]是|首先[，,]?|其次[，,]?|再次[，,]?|其三[，,]?|最后[，,]?)\s*")
 
 
+class CueSet:
+    """The regular expressions of one cue file. Patterns anchored with ``^`` are tried only at the
+    start (``match``), the rest anywhere (``search``): a single alternation would retry every
+    anchored branch at every position, which made cue search the slowest part of tagging."""
+
+    def __init__(self, pats: tuple[str, ...]) -> None:
+        start = [p[1:] for p in pats if p.startswith("^")]
+        rest = [p for p in pats if not p.startswith("^")]
+        self.start = re.compile("|".join(f"(?:{p})" for p in start)) if start else None
+        self.rest = re.compile("|".join(f"(?:{p})" for p in rest)) if rest else None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        m = self.start.match(text) if self.start is not None else None
+        if m is None and self.rest is not None:
+            m = self.rest.search(text)
+        return m
+
+
 @cache
-def cues(name: str) -> re.Pattern[str]:
-    """One compiled alternation of the regular expressions in ``dictionaries/cues/<name>.txt``."""
-    pats = read_patterns(f"cues/{name}.txt")
-    return re.compile("|".join(f"(?:{p})" for p in pats)) if pats else NEVER
+def cues(name: str) -> CueSet:
+    """The cue phrases (regular expressions) of ``dictionaries/cues/<name>.txt``."""
+    return CueSet(read_patterns(f"cues/{name}.txt"))
 
 
 @cache
@@ -62,17 +78,26 @@ def section_role(section: list[str]) -> tuple[str | None, str]:
     return None, ""
 
 
-def polarity(text: str) -> tuple[str | None, str]:
-    """What a clause claims by its own words: gap, cause, measure (a demand) or strength (done)."""
-    body = strip_marker(text)
-    m = cues("cause").search(body)
+def cue_matches(body: str, names: tuple[str, ...] = ("cause", "gap", "done", "measure_open")
+                ) -> dict[str, re.Match[str] | None]:
+    return {n: cues(n).search(body) for n in names}
+
+
+def polarity(text: str, found: dict[str, re.Match[str] | None] | None = None) -> tuple[str | None, str]:
+    """What a clause claims by its own words: gap, cause, measure (a demand) or strength (done).
+
+    ``found`` passes cue matches already made on the marker-stripped text (saves searching twice).
+    """
+    if found is None:
+        found = cue_matches(strip_marker(text))
+    m = found["cause"]
     if m:
         return "cause", f"cue:{m.group(0)}"
-    g = cues("gap").search(body)
-    d = cues("done").search(body)
+    g = found["gap"]
+    d = found["done"]
     if g and not (d and d.start() < g.start()):
         return "gap", f"cue:{g.group(0)}"
-    mo = cues("measure_open").search(body)
+    mo = found["measure_open"]
     if mo:
         return "measure", f"cue:{mo.group(0)}"
     if d:

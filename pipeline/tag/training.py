@@ -30,7 +30,7 @@ import numpy as np
 
 from ..evaluate import canon, load_gold, match_document, score
 from ..model import LABELS, Sentence
-from .features import Context, analyse
+from .features import analyse
 from .learner import FORMAT, MODEL_PATH, SIDECAR_SUFFIX, _load, feature_scale, file_sha256, vectorize
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -177,30 +177,35 @@ def build_examples(docs: Sequence[DocSentences], gold: Sequence[dict[str, str]],
         groups = groups_of(d)
         rows = by_doc.get(d.source, [])
         idx = align(d, [r["text"] for r in rows])
+        fixed = _corrected(d, corrections)  # an editor's correction outranks the gold line
         used: set[int] = set()
         for r, k in zip(rows, idx, strict=True):
             if k is None or k in used or r.get("label") not in LABELS:
                 missing += k is None
                 continue
             used.add(k)
-            examples.append(Example(ctx[k].feats, r["label"], ctx[k].label, groups[k], ctx[k].kind))
-        examples += _correction_examples(d, ctx, groups, corrections, used)
+            lab = fixed.pop(k, r["label"])
+            examples.append(Example(ctx[k].feats, lab, ctx[k].label, groups[k], ctx[k].kind,
+                                    weight=2.0 if lab != r["label"] else 1.0))
+        for k, lab in sorted(fixed.items()):
+            examples.append(Example(ctx[k].feats, lab, ctx[k].label, groups[k], ctx[k].kind, weight=2.0))
     return examples, missing
 
 
-def _correction_examples(d: DocSentences, ctx: list[Context], groups: list[str],
-                         corrections: Sequence[dict[str, str]], used: set[int]) -> list[Example]:
+def _corrected(d: DocSentences, corrections: Sequence[dict[str, str]]) -> dict[int, str]:
+    """Sentence index → corrected label for the corrections that match this document."""
     from .corrections import sentence_key
 
     if not corrections:
-        return []
+        return {}
     want = {c["key"]: c["correct_label"] for c in corrections if c.get("key")}
-    by_text = {canon(c.get("text", "")): c["correct_label"] for c in corrections if c.get("text")}
-    out = []
+    by_text = {canon(c.get("text", "")): c["correct_label"] for c in corrections
+               if c.get("text") and not c.get("source")}
+    out = {}
     for k, s in enumerate(d.sentences):
         lab = want.get(sentence_key(s.text, d.source)) or by_text.get(canon(s.text))
-        if lab in LABELS and k not in used:
-            out.append(Example(ctx[k].feats, lab, ctx[k].label, groups[k], ctx[k].kind, weight=2.0))
+        if lab in LABELS:
+            out[k] = lab
     return out
 
 
