@@ -58,6 +58,7 @@ def _pos() -> POSTokenizer:
     return POSTokenizer(tokenizer())
 
 
+@lru_cache(maxsize=200_000)  # subjects recur across reports ("地区生产总值增长")
 def _trim(subject: str) -> str:
     tails, heads = _trim_words()
     s = subject.strip(_QUOTES + " ")
@@ -155,9 +156,13 @@ def figures_table(sentences: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if not s.empty:
         s = s.assign(unit=unit_names(s))
-        for r in s.itertuples(index=False):
-            for f in extract_figures(r.text, r.label):
-                rows.append({"unit": r.unit, "doc_id": r.doc_id, "article_id": r.article_id, **f,
-                             "text": r.text, "page": r.page, "idx": r.idx, "label": r.label})
+        if "article_id" not in s:
+            s = s.assign(article_id="")
+        # plain lists: iterating rows of Arrow-backed columns is several times slower
+        cols = [s[c].tolist() for c in ("text", "label", "unit", "doc_id", "article_id", "page", "idx")]
+        for text, label, unit, doc_id, article_id, page, idx in zip(*cols, strict=True):
+            for f in extract_figures(text, label):
+                rows.append({"unit": unit, "doc_id": doc_id, "article_id": article_id, **f,
+                             "text": text, "page": page, "idx": idx, "label": label})
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.astype({"value": "float64", "is_target": "bool", "page": "Int64"})

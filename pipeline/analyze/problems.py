@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
 from sklearn.random_projection import SparseRandomProjection
+from threadpoolctl import threadpool_limits
 
 from ..dictionaries import read_lines, read_table
 from .matrix import content_sentences
@@ -185,7 +186,8 @@ def _blocks(x: sp.csr_matrix, block_size: int) -> list[np.ndarray]:
     # is assigned: the cost stays linear in n with a small constant
     sample = np.random.default_rng(0).choice(n, size=min(n, KMEANS_SAMPLE), replace=False)
     km = MiniBatchKMeans(n_clusters=k, random_state=0, n_init=1, batch_size=2048, max_iter=20)
-    assign = km.fit(z[np.sort(sample)]).predict(z)
+    with threadpool_limits(1):  # tiny steps: threads only contend on a shared machine
+        assign = km.fit(z[np.sort(sample)]).predict(z)
     out: list[np.ndarray] = []
     for c in range(k):
         idx = np.flatnonzero(assign == c)
@@ -211,22 +213,34 @@ def cluster_name(texts: list[str], n_terms: int = 3,
 
 def _cluster_names(groups: np.ndarray, texts: list[str], word_lists: list[list[str]],
                    n_terms: int = 3) -> dict[int, str]:
-    """``cluster_name`` of every group at once (one table operation instead of a loop per group)."""
-    pairs: list[tuple[int, str]] = []
-    seen: dict[str, set[str]] = {}  # members often repeat a text: its name words once
-    for g, t, ws in zip(groups.tolist(), texts, word_lists, strict=True):
+    """``cluster_name`` of every group at once: (group, word) counts as integer arrays, one sort
+    (count, then length, then the word itself), the first ``n_terms`` of each group."""
+    code: dict[str, int] = {}
+    seen: dict[str, list[int]] = {}  # members often repeat a text: its name words once
+    per_item: list[list[int]] = []
+    for t, ws in zip(texts, word_lists, strict=True):
         terms = seen.get(t)
         if terms is None:
-            terms = seen[t] = set(topic_from_words(ws)) or set(ws)
-        pairs += [(g, w) for w in terms]
+            words = sorted(set(topic_from_words(ws)) or set(ws))
+            terms = seen[t] = [code.setdefault(w, len(code)) for w in words]
+        per_item.append(terms)
     names: dict[int, str] = {}
-    if pairs:
-        df = pd.DataFrame(pairs, columns=["g", "w"]).value_counts().rename("n").reset_index()
-        df["len"] = df["w"].str.len()
-        df = df.sort_values(["g", "n", "len", "w"], ascending=[True, False, False, True], kind="stable")
-        names = df.groupby("g", sort=False)["w"].agg(lambda ws: "、".join(ws.iloc[:n_terms])).to_dict()
-    for g, t in zip(groups.tolist(), texts, strict=True):  # a group without words: its first text
-        names.setdefault(g, t[:12])
+    if code:
+        vocab = np.array(list(code), dtype=object)
+        g = np.repeat(groups, [len(x) for x in per_item])
+        w = np.fromiter((c for x in per_item for c in x), dtype=np.int64, count=len(g))
+        gw, n = np.unique(g.astype(np.int64) * len(vocab) + w, return_counts=True)
+        gg, ww = gw // len(vocab), gw % len(vocab)
+        word_rank = np.argsort(np.argsort(vocab.astype(str), kind="stable"), kind="stable")
+        lengths = np.fromiter(map(len, vocab), dtype=np.int64, count=len(vocab))
+        order = np.lexsort((word_rank[ww], -lengths[ww], -n, gg))
+        gg, ww = gg[order], ww[order]
+        rank = np.arange(len(gg)) - np.searchsorted(gg, gg, side="left")
+        top = rank < n_terms
+        for grp, word in zip(gg[top].tolist(), vocab[ww[top]].tolist(), strict=True):
+            names[grp] = f"{names[grp]}、{word}" if grp in names else word
+    for grp, t in zip(groups.tolist(), texts, strict=True):  # a group without words: its first text
+        names.setdefault(grp, t[:12])
     return names
 
 

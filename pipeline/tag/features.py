@@ -327,15 +327,14 @@ def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], ro
         return "other", 0.75, f"cue:{m.group(0)[:12] if m else 'other'}", False
     if "gap_intro" in h and role in (None, "strength", "gap", "measure") and "measure_open" not in h:
         return "gap", 0.75, "cue:problems follow", True
+    if gap_mode and first_in_para and "gap" not in h and not MARKER.match(text):
+        gap_mode = False  # a new paragraph that neither lists nor names a problem ends the passage
     if gap_mode:
         if "cause" in h and kind != "gov":
             return "cause", 0.6, "cue:reason", True
         if "measure_open" in h:
             return "measure", 0.7, "cue:response to problems", False
-        if first_in_para and "gap" not in h and not MARKER.match(text):
-            gap_mode = False  # a new paragraph that neither lists nor names a problem ends it
-        else:
-            return "gap", 0.7, "passage:problems", True
+        return "gap", 0.7, "passage:problems", True
     if role == "cause":
         if "measure_open" in h and "done" not in h:
             return "measure", 0.55, "cue:demand", False

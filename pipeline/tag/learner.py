@@ -113,9 +113,20 @@ def _load(path: str) -> Model | None:
     p = Path(path)
     if not p.is_file():
         return None
+    import warnings
+
     import joblib
 
-    obj = joblib.load(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a pickle from another scikit-learn minor version
+            obj = joblib.load(p)
+    except Exception as e:  # unreadable model: the rules still tag; say why once
+        import sys
+
+        print(f"huibian: tag model {p.name} not loaded ({type(e).__name__}: {e}); rules only",
+              file=sys.stderr)
+        return None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         return None
     meta = {}
