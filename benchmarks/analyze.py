@@ -44,7 +44,7 @@ def season(base: pd.DataFrame, n_reports: int, rng: np.random.Generator) -> pd.D
             d["text"] = d["text"].str.replace(a, b, n=1, regex=False) + f"（{copy}）"
             d["unit"] = d["unit"] + f"-{copy}"
             if "tokens" in d:  # keep the segment stage's words in step with the changed text
-                d["tokens"] = [_swap(list(t), a, b) + ["（", str(copy), "）"] for t in d["tokens"]]
+                d["tokens"] = [" ".join(_swap(t.split(" "), a, b) + ["（", str(copy), "）"]) for t in d["tokens"]]
         d["doc_id"] = d["doc_id"] + f"-{k}"
         d["article_id"] = d["article_id"] + f"-{k}"
         parts.append(d)

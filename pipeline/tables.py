@@ -52,8 +52,9 @@ def document_rows(doc: Document) -> dict[str, list[dict[str, Any]]]:
             "confidence": round(float(s.confidence), 4), "evidence": s.evidence, "theme": s.theme,
             "page": s.page, "phys_page": s.phys_page, "para": s.para, "kind": kind,
             "start": s.start, "end": s.end, "source": doc.source,
-            # jieba words from the segment stage, so season analyses need not cut again
-            "tokens": list(s.tokens),
+            # jieba words from the segment stage, space-joined (compact at season scale: a list
+            # column costs ~1.5 KB a sentence), so season analyses need not cut again
+            "tokens": " ".join(s.tokens),
         })
     return rows
 

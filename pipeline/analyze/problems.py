@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dictionaries import read_lines, read_table
 from .matrix import content_sentences
-from .text import clause_words, content_words, group_keys, tfidf_matrix, unit_names
+from .text import clause_words, content_words, group_keys, tfidf_matrix, token_lists, unit_names
 
 PROBLEM_LABELS = ("gap", "cause", "measure")
 #: cosine distance at which groups stop merging; chosen on the hand grouping (tests/data)
@@ -122,7 +122,7 @@ def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
     s = s.assign(unit=unit_names(s), key=group_keys(s))
     if "article_id" not in s:
         s = s.assign(article_id="")
-    toks = s["tokens"].tolist() if "tokens" in s else [None] * len(s)
+    toks = token_lists(s["tokens"]) if "tokens" in s else [None] * len(s)
     cols = {c: s[c].tolist() for c in ("label", "unit", "key", "doc_id", "article_id", "text", "page",
                                        "idx")}  # plain lists: itertuples over Arrow columns is slow
     rows = []

@@ -93,14 +93,27 @@ def clause_words(text: str, tokens: Sequence[str] | None,
     return [(p, content_words(p)) for p in clauses(text, strong_only)]
 
 
+def token_lists(column: pd.Series) -> list[list[str] | None]:
+    """The ``tokens`` column as word lists: space-joined strings (as runs write them) or lists."""
+    out: list[list[str] | None] = []
+    for toks in column.tolist():
+        if isinstance(toks, str):
+            out.append(toks.split(" ") if toks else None)
+        elif isinstance(toks, (list, tuple, np.ndarray)) and len(toks):
+            out.append(list(toks))
+        else:
+            out.append(None)
+    return out
+
+
 def sentence_tokens(s: pd.DataFrame) -> list[list[str]]:
     """jieba words of each row: the ``tokens`` column when present and filled, else cut now."""
     texts = s["text"].fillna("").astype(str).tolist()
     if "tokens" not in s:
         return [cut(t) for t in texts]
     out: list[list[str]] = []
-    for text, toks in zip(texts, s["tokens"].tolist(), strict=True):
-        if isinstance(toks, (list, tuple, np.ndarray)) and len(toks):
+    for text, toks in zip(texts, token_lists(s["tokens"]), strict=True):
+        if toks:
             out.append(toks if isinstance(toks, list) else list(toks))
         else:
             out.append(cut(text) if text else [])
