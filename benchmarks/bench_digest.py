@@ -6,15 +6,18 @@
 
 Prints the median seconds per deliverable over the runs and the file sizes. With ``--memory`` each
 deliverable is also written once more in a fresh process (spawned, so nothing is shared with the
-timing runs) and the process's peak resident memory is printed: total, and above what loading the
-run's tables already took — the deliverable's own cost. ``--writers`` picks a few
+timing runs) and the process's peak resident memory while writing is printed: total, and above the
+resident memory after loading the run's tables — the deliverable's own cost. (Linux resets the peak
+mark through /proc/self/clear_refs; elsewhere the peak includes imports.) ``--writers`` picks a few
 (``--writers tables.xlsx digest.html``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
+import re
 import resource
 import statistics
 import sys
@@ -32,19 +35,42 @@ def _meta(frames: dict[str, Any]) -> dict[str, Any]:
             "sentences": len(frames["sentences"])}
 
 
+def _status_mib(field: str) -> float | None:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    m = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) / 1024 if m else None
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux: VmHWM), so imports and loading do not count."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_mib() -> float:
-    # ru_maxrss is KiB on Linux, bytes on macOS
+    hwm = _status_mib("VmHWM")
+    if hwm is not None:
+        return hwm
+    # elsewhere: ru_maxrss (KiB on Linux, bytes on macOS), the peak over the process's whole life
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _measure(run_dir: str, name: str, out: str, queue: Any) -> None:
-    """Child process: load the run, write one deliverable, report (peak after load, peak after)."""
+    """Child process: load the run, write one deliverable, report (RSS before, peak RSS while writing)."""
     frames = load_frames(Path(run_dir))
-    loaded = _peak_mib()
     write = dict(_writers())[name]
+    gc.collect()
+    _reset_peak()
+    before = _status_mib("VmRSS") or _peak_mib()
     write(frames, _meta(frames), Path(out) / name)
-    queue.put((loaded, _peak_mib()))
+    queue.put((before, _peak_mib()))
 
 
 def main() -> None:
@@ -85,7 +111,7 @@ def main() -> None:
         mem = ""
         if name in memory:
             loaded, peak = memory[name]
-            mem = f"   peak RSS {peak:7.0f} MiB (+{peak - loaded:.0f} over loaded tables)"
+            mem = f"   peak RSS {peak:6.0f} MiB (+{peak - loaded:.0f} over the loaded run)"
         print(f"{name:14s} median {med:6.2f}s over {len(ts)} runs   {sizes[name] / 1e6:6.2f} MB{mem}")
     print(f"{'all':14s} median-sum {total:6.2f}s")
 

@@ -22,6 +22,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from pipeline.digest.common import ROLE_NAMES, ROLES
+from pipeline.digest.xlsx import SENTENCE_INTERNAL, SHEETS
 from pipeline.run import RunConfig, run
 
 INJECTION = "<script>alert(1)</script>"
@@ -162,7 +163,12 @@ def test_xlsx_one_sheet_per_table_one_row_per_sentence(out: Path, sentences: pd.
     assert openpyxl.load_workbook(out / "tables.xlsx", read_only=True)["sentences"].max_row == len(sentences) + 1
     assert len(pd.read_excel(out / "tables.xlsx", sheet_name="sentences")) == len(sentences)
     header = [c.value for c in ws[1]]
-    assert header[: len(sentences.columns)] == list(sentences.columns)
+    # the contract's columns first, in its order; pipeline-internal ones (token lists, offsets) left out
+    assert header[: len(SHEETS["sentences"])] == SHEETS["sentences"]
+    assert not set(header) & SENTENCE_INTERNAL and {"kind", "file"} <= set(header)
+    assert {"tokens", "start"} <= set(sentences.columns)  # (they were there to leave out)
+    files = [c.value for c in ws[openpyxl.utils.get_column_letter(header.index("file") + 1)][1:]]
+    assert files == [Path(p).name for p in sentences["source"]]
     assert ws.freeze_panes == "A2"
     assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(sentences) + 1}"
     text_col = openpyxl.utils.get_column_letter(header.index("text") + 1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..analyze.matrix import content_sentences
@@ -15,14 +17,14 @@ ROLES = ("strength", "gap", "cause", "measure")
 UNKNOWN_UNIT = "(未识别)"
 
 # XML 1.0 forbids most C0 control characters; a report pasted from a PDF can carry them
-_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def clean_text(value: Any) -> str:
     """A value as text that XML (DOCX, XLSX, QDPX) accepts; missing values become ''."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
-    return _XML_ILLEGAL.sub("", str(value))
+    return XML_ILLEGAL.sub("", str(value))
 
 
 def frame(frames: dict[str, pd.DataFrame], name: str, columns: tuple[str, ...] = ()) -> pd.DataFrame | None:
@@ -47,25 +49,42 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if is_missing(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
-def problem_clusters(frames: dict[str, pd.DataFrame], names: dict[str, str]) -> list[dict[str, Any]]:
-    """Recurring problems: one dict per cluster with its members, most widespread first."""
+def problem_clusters(frames: dict[str, pd.DataFrame], names: dict[str, str], max_clusters: int | None = None,
+                     max_members: int | None = None) -> list[dict[str, Any]]:
+    """Recurring problems: one dict per cluster with its members, most widespread first.
+
+    ``n`` and ``units`` always describe the whole cluster. With ``max_clusters`` only the most
+    widespread are returned; with ``max_members`` a cluster lists at most that many members, one per
+    unit before a unit's second (a 1,000-report season has ~250,000 members: a page cannot list
+    them, tables.xlsx does). Counting and ordering are group-bys, not Python per member.
+    """
     p = frame(frames, "problems", ("cluster_id", "text"))
     if p is None:
         return []
-    clusters: dict[Any, dict[str, Any]] = {}
-    for r in records(p):
-        r["unit"] = unit_name(r.get("unit"))
+    unit = p["unit"] if "unit" in p.columns else pd.Series("", index=p.index)
+    p = p.assign(unit=map_unique(unit, unit_name))
+    g = p.groupby("cluster_id", sort=False)
+    stats = pd.DataFrame({"n": g.size(), "n_units": g["unit"].nunique()})
+    stats["id"] = map_unique(stats.index.to_series(), clean_text).to_numpy()
+    stats = stats.sort_values(["n_units", "n", "id"], ascending=[False, False, True], kind="stable")
+    if max_clusters is not None:
+        stats = stats.head(max_clusters)
+    chosen = p[p["cluster_id"].isin(stats.index)]
+    units = chosen.groupby("cluster_id", sort=False)["unit"].unique()
+    name_col = "cluster_name" if "cluster_name" in chosen.columns else "cluster_id"
+    cluster_names = chosen.groupby("cluster_id", sort=False)[name_col].first()
+    if max_members is not None:
+        # breadth first: each unit's first member, then second members, … in file order
+        depth = chosen.groupby(["cluster_id", "unit"], sort=False).cumcount()
+        chosen = chosen.assign(_depth=depth).sort_values("_depth", kind="stable")
+        chosen = chosen.groupby("cluster_id", sort=False).head(max_members).sort_index().drop(columns="_depth")
+    members: dict[Any, list[dict[str, Any]]] = {}
+    for r in records(chosen):
         r["source"] = names.get(str(r.get("doc_id")), clean_text(r.get("doc_id")))
-        c = clusters.setdefault(r["cluster_id"], {"id": clean_text(r["cluster_id"]),
-                                                  "name": clean_text(r.get("cluster_name")) or
-                                                  clean_text(r["cluster_id"]), "members": []})
-        c["members"].append(r)
-    out = list(clusters.values())
-    for c in out:
-        c["units"] = sorted({m["unit"] for m in c["members"]})
-        c["n"] = len(c["members"])
-    out.sort(key=lambda c: (-len(c["units"]), -c["n"], c["id"]))
-    return out
+        members.setdefault(r["cluster_id"], []).append(r)
+    return [{"id": row.id, "name": clean_text(cluster_names[cid]) or row.id, "members": members.get(cid, []),
+             "units": sorted(units[cid]), "n": int(row.n)}
+            for cid, row in zip(stats.index, stats.itertuples(), strict=True)]
 
 
 def unit_name(value: Any) -> str:
@@ -73,14 +92,32 @@ def unit_name(value: Any) -> str:
     return text or UNKNOWN_UNIT
 
 
+def map_unique(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """``values.map(func)`` calling func once per distinct value: a season has ~1,000 units over
+    ~450,000 sentences, so per-row Python work would dominate."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = np.array([func(v) for v in uniques], dtype=object)
+    return pd.Series(mapped[codes] if len(codes) else [], index=values.index, dtype=object)
+
+
+# what the HTML, DOCX and the profiles read of a sentence; the rest (token lists, offsets) stays behind
+BODY_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label", "confidence", "theme",
+                "page", "kind")
+
+
 def body_sentences(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Report text only (no furniture, TOC lines, table rows), with the unit filled in."""
+    """Report text only (no furniture, TOC lines, table rows), with the unit filled in.
+
+    Only the columns the deliverables read are taken before filtering, so the filter copies those and
+    not the sentences' token lists.
+    """
     s = frame(frames, "sentences", ("unit", "label", "text"))
     if s is None:
         return pd.DataFrame(columns=["doc_id", "article_id", "unit", "idx", "text", "label"])
+    s = s[[c for c in BODY_COLUMNS if c in s.columns]]
     if "kind" in s.columns:
         s = content_sentences(s)
-    return s.assign(unit=s["unit"].map(unit_name))
+    return s.assign(unit=map_unique(s["unit"], unit_name))
 
 
 def source_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -92,26 +129,39 @@ def source_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
             zip(docs["doc_id"], docs["source"], strict=True)}
 
 
-def unit_profiles(frames: dict[str, pd.DataFrame], per_role: int = 8) -> list[dict[str, Any]]:
-    """Per unit: sentence counts and the most confident quotes of each role, plus its keywords."""
-    s = body_sentences(frames)
+QUOTE_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label", "confidence", "theme",
+                 "page")
+
+
+def unit_profiles(frames: dict[str, pd.DataFrame], per_role: int = 8,
+                  sentences: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Per unit: sentence counts and the most confident quotes of each role, plus its keywords.
+
+    One sort and one group-by over the season (not a sort per unit and role): quotes are a role's
+    sentences by confidence, highest first, ties in document order. ``sentences`` is
+    :func:`body_sentences` when the caller has it already.
+    """
+    s = body_sentences(frames) if sentences is None else sentences
     kw = frame(frames, "keywords", ("unit", "word"))
     words: dict[str, list[str]] = {}
     if kw is not None:
-        order = kw.sort_values("score", ascending=False) if "score" in kw.columns else kw
-        for unit, g in order.groupby(order["unit"].map(unit_name), sort=False):
+        order = kw.sort_values("score", ascending=False, kind="stable") if "score" in kw.columns else kw
+        for unit, g in order.groupby(map_unique(order["unit"], unit_name), sort=False):
             words[unit] = [clean_text(w) for w in g["word"].head(15)]
-    sort_cols = [c for c in ("confidence", "idx") if c in s.columns]
-    out = []
-    for unit, g in s.groupby("unit", sort=True):
-        roles = {}
-        for role in ROLES:
-            r = g[g["label"] == role]
-            if sort_cols:
-                r = r.sort_values(sort_cols, ascending=[c != "confidence" for c in sort_cols])
-            roles[role] = {"n": int(len(r)), "quotes": records(r.head(per_role))}
-        out.append({"unit": unit, "n": int(len(g)), "roles": roles, "keywords": words.get(unit, [])})
-    return out
+    totals = s.groupby("unit", sort=True).size()
+    counts = s.groupby(["unit", "label"]).size().to_dict()
+    coded = s[s["label"].isin(ROLES)]
+    sort_cols = [c for c in ("confidence", "idx") if c in coded.columns]
+    if sort_cols:
+        coded = coded.sort_values(sort_cols, ascending=[c != "confidence" for c in sort_cols], kind="stable")
+    top = coded.groupby(["unit", "label"], sort=False).head(per_role)
+    quotes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records(top[[c for c in QUOTE_COLUMNS if c in top.columns]]):
+        quotes.setdefault((r["unit"], r["label"]), []).append(r)
+    return [{"unit": unit, "n": int(n),
+             "roles": {role: {"n": int(counts.get((unit, role), 0)), "quotes": quotes.get((unit, role), [])}
+                       for role in ROLES},
+             "keywords": words.get(unit, [])} for unit, n in totals.items()]
 
 
 def role_pivot(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -120,7 +170,7 @@ def role_pivot(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if m is None:
         s = body_sentences(frames)
         m = s.groupby(["unit", "label"]).size().rename("n").reset_index()
-    m = m.assign(unit=m["unit"].map(unit_name))
+    m = m.assign(unit=map_unique(m["unit"], unit_name))
     return (m.groupby(["unit", "label"])["n"].sum().unstack(fill_value=0)
             .reindex(columns=[*ROLES, "other"], fill_value=0).astype(int))
 
@@ -130,5 +180,5 @@ def theme_matrix(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
     m = frame(frames, "matrix", ("unit", "theme", "label", "n"))
     if m is None:
         return None
-    return m.assign(unit=m["unit"].map(unit_name),
-                    theme=m["theme"].map(lambda t: clean_text(t).strip() or "其他"))
+    return m.assign(unit=map_unique(m["unit"], unit_name),
+                    theme=map_unique(m["theme"], lambda t: clean_text(t).strip() or "其他"))

@@ -18,6 +18,7 @@ from . import charts
 from .common import (
     ROLE_NAMES,
     ROLES,
+    XML_ILLEGAL,
     body_sentences,
     clean_text,
     frame,
@@ -31,6 +32,14 @@ from .common import (
 )
 
 MAX_TABLE_ROWS = 500  # long tables (figures, copies) are cut here in the page; tables.xlsx has all
+# Page size at season scale (issue 8: 1,000 reports, ~450,000 sentences) stays under ~20 MB:
+MAX_EMBEDDED = 40_000  # searchable sentences in the page's JSON (~200 bytes each)
+QUOTE_BUDGET = 8_000  # quotes over all units and roles; 8 per role until a season has 250 units
+MAX_QUOTES, MIN_QUOTES = 8, 2
+MAX_CLUSTERS, MAX_MEMBERS = 150, 30  # recurring problems shown, members listed per problem
+MAX_CLUSTER_UNITS = 30  # unit names spelled out in a problem's summary line
+MAX_CHART_UNITS = 40  # rows of the unit × role chart (largest units); the table below has all
+HEAT_LEVELS = 10  # heat-map cells carry a class per intensity step, not an inline style each
 
 
 def _env() -> Environment:
@@ -48,35 +57,64 @@ def script_json(obj: Any) -> Markup:
     return Markup(text)
 
 
-def _int(v: Any) -> int | None:
-    try:
-        return None if v is None or pd.isna(v) else int(v)
-    except (TypeError, ValueError):
-        return None
+def _ints(s: pd.Series) -> list[int | None]:
+    """A column as Python ints with None for missing (vectorised, no per-row isna)."""
+    return [None if v is None else int(v) for v in s.astype(object).where(s.notna(), None).tolist()]
 
 
-def sentence_payload(frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The searchable sentences, compact: column lists, not one object per sentence."""
-    s = body_sentences(frames)
+def _texts(s: pd.Series) -> list[str]:
+    """A text column cleaned for XML/JSON, touching cells only when the joined column needs it."""
+    values = ["" if v is None else str(v) for v in s.astype(object).where(s.notna(), None).tolist()]
+    if XML_ILLEGAL.search("\n".join(values)):
+        values = [clean_text(v) for v in values]
+    return values
+
+
+def embedded_selection(s: pd.DataFrame, quoted: set[tuple[str, int]], limit: int = MAX_EMBEDDED) -> pd.DataFrame:
+    """The sentences the page's search holds: all of them up to ``limit``; past it the coded ones
+    (strength/gap/cause/measure), and past that the most confident of each unit × role in turn, so
+    every unit keeps its share. Quoted sentences are always in (their links open them in context).
+    Document order is kept."""
+    if len(s) <= limit:
+        return s
+    coded = s[s["label"].isin(ROLES)]
+    if len(coded) > limit:
+        conf = coded["confidence"] if "confidence" in coded.columns else pd.Series(0.0, index=coded.index)
+        order = coded.assign(_c=conf).sort_values("_c", ascending=False, kind="stable")
+        rank = order.groupby(["unit", "label"], sort=False).cumcount()
+        keep = rank.sort_values(kind="stable").index[:limit]
+        key = list(zip(coded["doc_id"].astype(str), coded["idx"].astype(int), strict=True))
+        is_quote = pd.Series([k in quoted for k in key], index=coded.index)
+        coded = coded[coded.index.isin(keep) | is_quote.to_numpy()]
+    return coded
+
+
+def sentence_payload(frames: dict[str, pd.DataFrame], s: pd.DataFrame | None = None,
+                     quoted: set[tuple[str, int]] | None = None, limit: int = MAX_EMBEDDED) -> dict[str, Any]:
+    """The searchable sentences, compact: column lists, not one object per sentence; sections and
+    themes as indexes into lists (a section heading repeats over many sentences)."""
+    s = body_sentences(frames) if s is None else s
+    total = len(s)
+    s = embedded_selection(s, quoted or set(), limit)
     names = source_names(frames)
-    units = sorted(s["unit"].unique().tolist()) if len(s) else []
-    docs = sorted(s["doc_id"].astype(str).unique().tolist()) if len(s) else []
-    u_ix = {u: i for i, u in enumerate(units)}
-    d_ix = {d: i for i, d in enumerate(docs)}
-    cols = {c: (s[c] if c in s.columns else pd.Series([None] * len(s), index=s.index))
-            for c in ("theme", "page", "section", "idx")}
-    rows = [[d_ix[str(d)], _int(i), u_ix[u], clean_text(lab), clean_text(th), _int(p), clean_text(t),
-             clean_text(sec)]
-            for d, i, u, lab, th, p, t, sec in zip(s["doc_id"], cols["idx"], s["unit"], s["label"],
-                                                     cols["theme"], cols["page"], s["text"],
-                                                     cols["section"], strict=True)]
-    return {"units": units, "docs": [[d, names.get(d, d)] for d in docs],
+    missing = pd.Series([None] * len(s), index=s.index, dtype=object)
+    col = {c: (s[c] if c in s.columns else missing) for c in ("theme", "page", "section", "idx")}
+    doc_codes, docs = pd.factorize(s["doc_id"].astype(str), sort=True)
+    unit_codes, units = pd.factorize(s["unit"], sort=True)
+    sec_codes, sections = pd.factorize(pd.Series(_texts(col["section"]), index=s.index))
+    theme_codes, themes = pd.factorize(pd.Series(_texts(col["theme"]), index=s.index), sort=True)
+    rows = [list(r) for r in zip(doc_codes.tolist(), _ints(col["idx"]), unit_codes.tolist(), _texts(s["label"]),
+                                 theme_codes.tolist(), _ints(col["page"]), _texts(s["text"]), sec_codes.tolist(),
+                                 strict=True)]
+    return {"units": list(units), "docs": [[d, names.get(d, d)] for d in docs],
+            "sections": list(sections), "themes": list(themes),
             "fields": ["doc", "idx", "unit", "label", "theme", "page", "text", "section"], "rows": rows,
-            "roles": ROLE_NAMES}
+            "roles": ROLE_NAMES, "total": total}
 
 
 def heat_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
-    """unit × theme counts per role (and over all roles), with a 0–1 intensity per cell."""
+    """unit × theme counts per role (and over all roles), with an intensity step 0–HEAT_LEVELS per cell
+    (the page colours cells by class: 1,000 units × 13 themes × 5 tables stay small)."""
     m = theme_matrix(frames)
     if m is None:
         return None
@@ -87,9 +125,19 @@ def heat_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
         sub = m[m["label"] != "other"] if role == "all" else m[m["label"] == role]
         p = (sub.pivot_table(index="unit", columns="theme", values="n", aggfunc="sum", fill_value=0)
              .reindex(index=units, columns=themes, fill_value=0))
-        top = max(int(p.to_numpy().max()) if p.size else 0, 1)
-        tables[role] = [(u, [(int(v), round(int(v) / top, 3)) for v in p.loc[u]]) for u in units]
-    return {"themes": themes, "tables": tables}
+        values = p.to_numpy(dtype="int64")
+        top = max(int(values.max()) if values.size else 0, 1)
+        levels = -(-values * HEAT_LEVELS // top)  # ceiling: any count shows at least step 1
+        tables[role] = [(u, list(zip(v.tolist(), lv.tolist(), strict=True)))
+                        for u, v, lv in zip(units, values, levels, strict=True)]
+    return {"themes": themes, "tables": tables, "levels": HEAT_LEVELS}
+
+
+def heat_css(levels: int = HEAT_LEVELS) -> Markup:
+    """One CSS rule per intensity step (the digest's red at alpha step/levels; white text when dark)."""
+    rules = [f".heat td.h{i}{{background:rgba(139,26,26,{i / levels:.2f}){';color:#fff' if i / levels > 0.55 else ''}}}"
+             for i in range(1, levels + 1)]
+    return Markup("\n".join(rules))
 
 
 def generic_table(df: pd.DataFrame | None, limit: int = MAX_TABLE_ROWS) -> dict[str, Any] | None:
@@ -101,8 +149,14 @@ def generic_table(df: pd.DataFrame | None, limit: int = MAX_TABLE_ROWS) -> dict[
     return {"columns": [str(c) for c in df.columns], "rows": rows, "n": int(len(df))}
 
 
+def quotes_per_role(n_units: int) -> int:
+    """Quotes per unit and role: MAX_QUOTES for a small season, fewer as units grow (QUOTE_BUDGET)."""
+    return max(MIN_QUOTES, min(MAX_QUOTES, QUOTE_BUDGET // max(4 * n_units, 1)))
+
+
 def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
     names = source_names(frames)
+    body = body_sentences(frames)  # once: the profiles, the search data and the counts share it
     pivot = role_pivot(frames)
     docs = frame(frames, "documents", ("doc_id",))
     arts = frame(frames, "articles", ("article_id",))
@@ -120,20 +174,36 @@ def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
             r["unit"] = unit_name(r.get("unit"))
             r["source"] = names.get(str(r.get("doc_id")), r.get("doc_id") or "")
             fig_rows.append(r)
-    payload = sentence_payload(frames)
-    themes = sorted({r[4] for r in payload["rows"] if r[4]})
+    n_units = int(body["unit"].nunique()) if len(body) else 0
+    per_role = quotes_per_role(n_units)
+    units = unit_profiles(frames, per_role=per_role, sentences=body)
+    quoted = {(str(q["doc_id"]), int(q["idx"])) for u in units for r in u["roles"].values()
+              for q in r["quotes"] if q.get("idx") is not None}
+    payload = sentence_payload(frames, body, quoted)
+    del body  # the page's own structures hold what is needed from here on
     role_totals = {r: int(pivot[r].sum()) if r in pivot.columns else 0 for r in (*ROLES, "other")}
+    problems = problem_clusters(frames, names, max_clusters=MAX_CLUSTERS, max_members=MAX_MEMBERS)
+    p = frame(frames, "problems", ("cluster_id",))
+    matrix = theme_matrix(frames)
+    chart_pivot = pivot
+    if len(pivot) > MAX_CHART_UNITS:  # a chart of 1,000 rows is unreadable and slow to draw
+        chart_pivot = pivot.loc[pivot.sum(axis=1).sort_values(ascending=False, kind="stable")
+                                .index[:MAX_CHART_UNITS]].sort_index()
     return _env().get_template("digest.html.j2").render(
         meta=meta, documents=records(docs) if docs is not None else [],
         articles=records(arts) if arts is not None else [],
-        units=unit_profiles(frames), names=names,
-        pivot=[(u, row.to_dict()) for u, row in pivot.iterrows()], role_totals=role_totals,
-        roles=ROLES, role_names=ROLE_NAMES, themes=themes,
-        chart_roles=Markup(charts.role_share_chart(pivot)),
-        chart_themes=Markup(charts.theme_role_chart(theme_matrix(frames))),
-        heat=heat_tables(frames), problems=problem_clusters(frames, names),
+        units=units, names=names, per_role=per_role,
+        pivot=[(u, row) for u, row in zip(pivot.index, pivot.to_dict("records"), strict=True)],
+        role_totals=role_totals, roles=ROLES, role_names=ROLE_NAMES, themes=[t for t in payload["themes"] if t],
+        chart_roles=Markup(charts.role_share_chart(chart_pivot)), chart_units=len(chart_pivot),
+        n_pivot_units=len(pivot),
+        chart_themes=Markup(charts.theme_role_chart(matrix)),
+        heat=heat_tables(frames), heat_css=heat_css(), problems=problems,
+        n_clusters=0 if p is None else int(p["cluster_id"].nunique()), max_members=MAX_MEMBERS,
+        max_cluster_units=MAX_CLUSTER_UNITS,
         copies=copy_rows, n_copies=0 if copies is None else len(copies),
         figures=fig_rows, n_figures=0 if figures is None else len(figures),
         compare=generic_table(frame(frames, "compare")), max_rows=MAX_TABLE_ROWS,
+        n_embedded=len(payload["rows"]), n_searchable=payload["total"],
         sentences_json=script_json(payload),
     )
