@@ -45,9 +45,12 @@ def _read_config(path: str) -> dict:
         raise SystemExit(f"huibian: config file not found: {path}")
     import tomllib
 
-    if p.suffix == ".json":
-        return json.loads(p.read_text(encoding="utf-8"))
-    return tomllib.loads(p.read_text(encoding="utf-8"))
+    try:
+        if p.suffix == ".json":
+            return json.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise SystemExit(f"huibian: config file {path} is not valid TOML/JSON: {e}") from None
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
@@ -142,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -129,6 +129,16 @@ def source_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
             zip(docs["doc_id"], docs["source"], strict=True)}
 
 
+QUOTE_BUDGET = 8_000  # quotes over all units and roles in the HTML and DOCX: 8 per role up to 250 units
+MAX_QUOTES, MIN_QUOTES = 8, 2
+
+
+def quotes_per_role(n_units: int) -> int:
+    """Quotes per unit and role: MAX_QUOTES for a small season, fewer as units grow (QUOTE_BUDGET), so
+    a 1,000-unit season's digest stays readable and small."""
+    return max(MIN_QUOTES, min(MAX_QUOTES, QUOTE_BUDGET // max(4 * n_units, 1)))
+
+
 QUOTE_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label", "confidence", "theme",
                  "page")
 

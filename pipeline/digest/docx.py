@@ -1,5 +1,11 @@
 """digest.docx: the digest for editors (python-docx), with real heading styles so Word's navigation
-pane and a TOC work, tables for the matrix and the problems, and East Asian fonts set explicitly."""
+pane and a TOC work, tables for the matrix and the problems, and East Asian fonts set explicitly.
+
+Season scale: nothing here grows with the number of sentences. Tables are cut at MAX_DOCX_ROWS
+(sliced before their rows are built), recurring problems at MAX_DOCX_CLUSTERS × MAX_DOCX_MEMBERS, and
+quotes per unit and role shrink as units grow (the HTML's QUOTE_BUDGET). Paragraph styles are set by
+id: python-docx's lookup by name scans every style for each paragraph.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,11 @@ from docx.shared import Cm, Pt, RGBColor
 from .common import (
     ROLE_NAMES,
     ROLES,
+    body_sentences,
     clean_text,
     frame,
     problem_clusters,
+    quotes_per_role,
     role_pivot,
     source_names,
     theme_matrix,
@@ -30,6 +38,7 @@ BODY_FONT = ("Times New Roman", "宋体")  # (Latin, East Asian): what Chinese e
 HEADING_FONT = ("Arial", "黑体")
 MAX_DOCX_ROWS = 300  # long tables are cut in Word; tables.xlsx has every row
 MAX_DOCX_CLUSTERS = 60
+MAX_DOCX_MEMBERS = 30  # sentences listed per recurring problem (one per unit first)
 
 
 def set_style_font(style: Any, latin: str, east_asian: str) -> None:
@@ -67,9 +76,24 @@ def new_document() -> DocxDocument:
     return doc
 
 
+def add_para(doc: DocxDocument, text: str = "", style_id: str | None = None) -> Any:
+    """doc.add_paragraph with the style given by id (e.g. "Heading2", "ListBullet"): the same markup
+    as add_paragraph(style=name) without a scan of all styles per paragraph."""
+    para = doc.add_paragraph(text)
+    if style_id:
+        para._p.style = style_id
+    return para
+
+
+def add_heading(doc: DocxDocument, text: str, level: int) -> Any:
+    return add_para(doc, text, "Title" if level == 0 else f"Heading{level}")
+
+
 def add_table(doc: DocxDocument, header: list[str], rows: list[list[Any]], widths: list[float] | None = None,
-              limit: int = MAX_DOCX_ROWS) -> None:
-    """A bordered table with a bold header row repeated on every page."""
+              limit: int = MAX_DOCX_ROWS, total: int | None = None) -> None:
+    """A bordered table with a bold header row repeated on every page; ``total`` is the table's full
+    length when the caller passes only its first rows."""
+    total = len(rows) if total is None else total
     shown = rows[:limit]
     # all rows at once: python-docx's add_row() re-reads the grid and gets slow on long tables
     table = doc.add_table(rows=len(shown) + 1, cols=len(header))
@@ -88,8 +112,8 @@ def add_table(doc: DocxDocument, header: list[str], rows: list[list[Any]], width
         for cells in grid:
             for cell, w in zip(cells, widths, strict=False):
                 cell.width = Cm(w)
-    if len(rows) > limit:
-        doc.add_paragraph(f"（仅列前 {limit} 行，共 {len(rows)} 行；全部见 tables.xlsx。）")
+    if total > len(shown):
+        doc.add_paragraph(f"（仅列前 {len(shown)} 行，共 {total} 行；全部见 tables.xlsx。）")
 
 
 def _cite(names: dict[str, str], q: dict[str, Any]) -> str:
@@ -115,7 +139,8 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> DocxDoc
     doc.add_heading("概览：单位 × 角色", level=1)
     pivot = role_pivot(frames)
     add_table(doc, ["单位", *[ROLE_NAMES[r] for r in ROLES], "其他"],
-              [[u, *[int(row[r]) for r in ROLES], int(row["other"])] for u, row in pivot.iterrows()])
+              [[u, *[int(row[r]) for r in ROLES], int(row["other"])]
+               for u, row in pivot.head(MAX_DOCX_ROWS).iterrows()], total=len(pivot))
 
     m = theme_matrix(frames)
     if m is not None:
@@ -127,37 +152,42 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> DocxDoc
             p = sub.pivot_table(index="unit", columns="theme", values="n", aggfunc="sum", fill_value=0)
             doc.add_heading(ROLE_NAMES[role], level=2)
             add_table(doc, ["单位", *map(str, p.columns)],
-                      [[u, *[int(v) if v else "" for v in row]] for u, row in p.iterrows()])
+                      [[u, *[int(v) if v else "" for v in row]] for u, row in p.head(MAX_DOCX_ROWS).iterrows()],
+                      total=len(p))
 
     doc.add_heading("各单位", level=1)
-    for u in unit_profiles(frames):
-        doc.add_heading(u["unit"], level=2)
+    body = body_sentences(frames)
+    n_units = int(body["unit"].nunique()) if len(body) else 0
+    for u in unit_profiles(frames, per_role=quotes_per_role(n_units), sentences=body):
+        add_heading(doc, u["unit"], 2)
         if u["keywords"]:
             doc.add_paragraph("关键词：" + "、".join(u["keywords"]))
         for role in ROLES:
             r = u["roles"][role]
             if not r["n"]:
                 continue
-            doc.add_heading(f"{ROLE_NAMES[role]}（{r['n']}）", level=3)
+            add_heading(doc, f"{ROLE_NAMES[role]}（{r['n']}）", 3)
             for q in r["quotes"]:
-                para = doc.add_paragraph(style="List Bullet")
+                para = add_para(doc, "", "ListBullet")
                 para.add_run(clean_text(q["text"]))
                 cite = para.add_run(f"　——{_cite(names, q)}")
                 cite.font.size = Pt(8)
                 cite.font.color.rgb = RGBColor(0x77, 0x77, 0x77)
 
-    clusters = problem_clusters(frames, names)
+    clusters = problem_clusters(frames, names, max_clusters=MAX_DOCX_CLUSTERS, max_members=MAX_DOCX_MEMBERS)
     if clusters:
         doc.add_heading("共性问题", level=1)
-        if len(clusters) > MAX_DOCX_CLUSTERS:
-            doc.add_paragraph(f"共 {len(clusters)} 组，此处列涉及单位最多的 {MAX_DOCX_CLUSTERS} 组；"
+        p = frame(frames, "problems", ("cluster_id",))
+        n_clusters = 0 if p is None else int(p["cluster_id"].nunique())
+        if n_clusters > len(clusters):
+            doc.add_paragraph(f"共 {n_clusters} 组，此处列涉及单位最多的 {len(clusters)} 组；"
                               "全部见 tables.xlsx 的 problems 表。")
-        for c in clusters[:MAX_DOCX_CLUSTERS]:
-            doc.add_heading(f"{c['name']}（{c['n']} 句，{len(c['units'])} 个单位）", level=2)
+        for c in clusters:
+            add_heading(doc, f"{c['name']}（{c['n']} 句，{len(c['units'])} 个单位）", 2)
             add_table(doc, ["单位", "角色", "句子", "出处"],
                       [[m["unit"], ROLE_NAMES.get(m.get("label"), m.get("label")),
                         m.get("sentence") or m.get("text"), _cite(names, m)] for m in c["members"]],
-                      widths=[2.5, 1.8, 9.5, 3.0])
+                      widths=[2.5, 1.8, 9.5, 3.0], total=c["n"])
 
     copies = frame(frames, "copies", ("doc_id_a", "doc_id_b", "text"))
     if copies is not None:
@@ -165,20 +195,23 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> DocxDoc
         add_table(doc, ["文件甲", "文件乙", "共有文字", "占甲", "占乙"],
                   [[names.get(str(r["doc_id_a"]), r["doc_id_a"]), names.get(str(r["doc_id_b"]), r["doc_id_b"]),
                     r["text"], _pct(r.get("share_a")), _pct(r.get("share_b"))]
-                   for r in copies.to_dict("records")], widths=[2.8, 2.8, 9, 1.5, 1.5])
+                   for r in copies.head(MAX_DOCX_ROWS).to_dict("records")], widths=[2.8, 2.8, 9, 1.5, 1.5],
+                  total=len(copies))
 
     figures = frame(frames, "figures", ("unit", "text"))
     if figures is not None:
         doc.add_heading("数据", level=1)
         cols = [c for c in ("unit", "subject", "value", "measure_unit", "is_target", "text") if c in figures]
         add_table(doc, cols, [[unit_name(v) if c == "unit" else v for c, v in zip(cols, row, strict=True)]
-                              for row in figures[cols].itertuples(index=False)])
+                              for row in figures[cols].head(MAX_DOCX_ROWS).itertuples(index=False)],
+                  total=len(figures))
 
     compare = frame(frames, "compare")
     if compare is not None:
         doc.add_heading("与上期比较", level=1)
         add_table(doc, [str(c) for c in compare.columns],
-                  [list(r) for r in compare.astype(object).itertuples(index=False)])
+                  [list(r) for r in compare.head(MAX_DOCX_ROWS).astype(object).itertuples(index=False)],
+                  total=len(compare))
 
     docs = frame(frames, "documents", ("source", "status"))
     if docs is not None:

@@ -23,6 +23,7 @@ from .common import (
     clean_text,
     frame,
     problem_clusters,
+    quotes_per_role,
     records,
     role_pivot,
     source_names,
@@ -34,8 +35,6 @@ from .common import (
 MAX_TABLE_ROWS = 500  # long tables (figures, copies) are cut here in the page; tables.xlsx has all
 # Page size at season scale (issue 8: 1,000 reports, ~450,000 sentences) stays under ~20 MB:
 MAX_EMBEDDED = 40_000  # searchable sentences in the page's JSON (~200 bytes each)
-QUOTE_BUDGET = 8_000  # quotes over all units and roles; 8 per role until a season has 250 units
-MAX_QUOTES, MIN_QUOTES = 8, 2
 MAX_CLUSTERS, MAX_MEMBERS = 150, 30  # recurring problems shown, members listed per problem
 MAX_CLUSTER_UNITS = 30  # unit names spelled out in a problem's summary line
 MAX_CHART_UNITS = 40  # rows of the unit × role chart (largest units); the table below has all
@@ -147,11 +146,6 @@ def generic_table(df: pd.DataFrame | None, limit: int = MAX_TABLE_ROWS) -> dict[
     head = df.head(limit)
     rows = [[clean_text(v) for v in row] for row in head.astype(object).itertuples(index=False)]
     return {"columns": [str(c) for c in df.columns], "rows": rows, "n": int(len(df))}
-
-
-def quotes_per_role(n_units: int) -> int:
-    """Quotes per unit and role: MAX_QUOTES for a small season, fewer as units grow (QUOTE_BUDGET)."""
-    return max(MIN_QUOTES, min(MAX_QUOTES, QUOTE_BUDGET // max(4 * n_units, 1)))
 
 
 def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
