@@ -8,7 +8,11 @@ Prints the median seconds per deliverable over the runs and the file sizes. With
 deliverable is also written once more in a fresh process (spawned, so nothing is shared with the
 timing runs) and the process's peak resident memory while writing is printed: total, and above the
 resident memory after loading the run's tables — the deliverable's own cost. (Linux resets the peak
-mark through /proc/self/clear_refs; elsewhere the peak includes imports.) ``--writers`` picks a few
+mark through /proc/self/clear_refs; elsewhere the peak includes imports.)
+
+``--scale K`` multiplies the run in memory K times (document, article, unit and cluster ids made
+distinct per copy) to try season sizes no one wants to run the whole pipeline for: a 200-report
+run at ``--scale 5`` is a 1,000-report season of ~400,000 sentences. ``--writers`` picks a few
 (``--writers tables.xlsx digest.html``).
 """
 
@@ -25,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from pipeline.digest import _writers
 from pipeline.run import load_frames
@@ -62,9 +68,30 @@ def _peak_mib() -> float:
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
-def _measure(run_dir: str, name: str, out: str, queue: Any) -> None:
+ID_COLUMNS = ("doc_id", "doc_id_a", "doc_id_b", "article_id", "article_id_a", "article_id_b", "unit", "unit_a",
+              "unit_b", "cluster_id", "source")
+
+
+def scale_frames(frames: dict[str, pd.DataFrame], k: int) -> dict[str, pd.DataFrame]:
+    """The run's tables repeated k times, each copy's ids (and units, file names) suffixed ~1, ~2…"""
+    if k <= 1:
+        return frames
+    out = {}
+    for name, df in frames.items():
+        copies = [df]
+        for i in range(1, k):
+            c = df.copy()
+            for col in ID_COLUMNS:
+                if col in c.columns:
+                    c[col] = c[col].astype(str) + f"~{i}"
+            copies.append(c)
+        out[name] = pd.concat(copies, ignore_index=True)
+    return out
+
+
+def _measure(run_dir: str, scale: int, name: str, out: str, queue: Any) -> None:
     """Child process: load the run, write one deliverable, report (RSS before, peak RSS while writing)."""
-    frames = load_frames(Path(run_dir))
+    frames = scale_frames(load_frames(Path(run_dir)), scale)
     write = dict(_writers())[name]
     gc.collect()
     _reset_peak()
@@ -79,8 +106,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS per deliverable")
     ap.add_argument("--writers", nargs="*", help="only these deliverables (file names)")
+    ap.add_argument("--scale", type=int, default=1, help="repeat the run's tables K times in memory")
     a = ap.parse_args()
-    frames = load_frames(a.run_dir)
+    frames = scale_frames(load_frames(a.run_dir), a.scale)
     s = frames["sentences"]
     meta = _meta(frames)
     print(f"{len(frames['documents'])} documents, {len(s)} sentences, "
@@ -100,7 +128,7 @@ def main() -> None:
             ctx = mp.get_context("spawn")
             for name, _w in writers:
                 q = ctx.Queue()
-                p = ctx.Process(target=_measure, args=(str(a.run_dir), name, tmp, q))
+                p = ctx.Process(target=_measure, args=(str(a.run_dir), a.scale, name, tmp, q))
                 p.start()
                 memory[name] = q.get()
                 p.join()

@@ -27,13 +27,11 @@ def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
 
 def _writers() -> list[tuple[str, Callable[[dict[str, pd.DataFrame], dict[str, Any], Path], None]]]:
     from .docx import write_docx
+    from .html import write_html
     from .qdpx import write_qdpx
     from .xlsx import write_xlsx
 
-    def html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path) -> None:
-        path.write_text(render_html(frames, meta), encoding="utf-8")
-
-    return [("digest.html", html), ("digest.docx", write_docx),
+    return [("digest.html", write_html), ("digest.docx", write_docx),
             ("tables.xlsx", lambda f, _m, p: write_xlsx(f, p)), ("corpus.qdpx", write_qdpx)]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analyze.matrix import content_sentences
+from ..analyze.matrix import CONTENT_KINDS
 
 ROLE_NAMES = {"strength": "成绩与做法", "gap": "问题与差距", "cause": "原因", "measure": "措施与打算",
               "other": "其他"}
@@ -105,19 +105,40 @@ BODY_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label
                 "page", "kind")
 
 
-def body_sentences(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+# the few small columns the counting, ranking and selecting need: a 1,000-report season's body text
+# and headings are ~150 MB, so they are fetched (see ``fetch_columns``) only for the rows shown
+LIGHT_COLUMNS = ("doc_id", "unit", "idx", "label", "confidence", "page")
+
+
+def body_sentences(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] = BODY_COLUMNS) -> pd.DataFrame:
     """Report text only (no furniture, TOC lines, table rows), with the unit filled in.
 
-    Only the columns the deliverables read are taken before filtering, so the filter copies those and
-    not the sentences' token lists.
+    Only ``columns`` are taken (never the token lists). The index is the row's position in
+    ``frames["sentences"]``, so :func:`fetch_columns` can add other columns for a few rows later.
     """
     s = frame(frames, "sentences", ("unit", "label", "text"))
     if s is None:
         return pd.DataFrame(columns=["doc_id", "article_id", "unit", "idx", "text", "label"])
-    s = s[[c for c in BODY_COLUMNS if c in s.columns]]
+    keep = [c for c in dict.fromkeys((*columns, "unit", "label")) if c in s.columns]
     if "kind" in s.columns:
-        s = content_sentences(s)
-    return s.assign(unit=map_unique(s["unit"], unit_name))
+        positions = np.flatnonzero(s["kind"].isin(CONTENT_KINDS).to_numpy())
+        out = s[keep].iloc[positions]
+    else:
+        positions = np.arange(len(s))
+        out = s[keep]
+    out = out.set_axis(pd.Index(positions), axis=0)
+    return out.assign(unit=map_unique(out["unit"], unit_name))
+
+
+def fetch_columns(frames: dict[str, pd.DataFrame], rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``rows`` (from :func:`body_sentences`) with those of ``columns`` it lacks taken from the sentences
+    table, for these rows only."""
+    s = frames.get("sentences")
+    missing = [c for c in columns if c not in rows.columns and s is not None and c in s.columns]
+    if not missing:
+        return rows
+    extra = s[missing].iloc[rows.index.to_numpy()].set_axis(rows.index, axis=0)
+    return pd.concat([rows, extra], axis=1)
 
 
 def source_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -166,6 +187,7 @@ def unit_profiles(frames: dict[str, pd.DataFrame], per_role: int = 8,
         coded = coded.sort_values(sort_cols, ascending=[c != "confidence" for c in sort_cols], kind="stable")
     top = coded.groupby(["unit", "label"], sort=False).head(per_role)
     quotes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    top = fetch_columns(frames, top, QUOTE_COLUMNS)  # text, section, theme for the quotes only
     for r in records(top[[c for c in QUOTE_COLUMNS if c in top.columns]]):
         quotes.setdefault((r["unit"], r["label"]), []).append(r)
     return [{"unit": unit, "n": int(n),

@@ -20,6 +20,7 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 
 from .common import (
+    LIGHT_COLUMNS,
     ROLE_NAMES,
     ROLES,
     body_sentences,
@@ -156,7 +157,7 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> DocxDoc
                       total=len(p))
 
     doc.add_heading("各单位", level=1)
-    body = body_sentences(frames)
+    body = body_sentences(frames, LIGHT_COLUMNS)  # small columns; quotes fetch their text
     n_units = int(body["unit"].nunique()) if len(body) else 0
     for u in unit_profiles(frames, per_role=quotes_per_role(n_units), sentences=body):
         add_heading(doc, u["unit"], 2)

@@ -3,11 +3,19 @@
 Report text reaches the page two ways, both escaped: through jinja2's autoescape in the markup, and
 as JSON inside ``<script type="application/json">`` with ``<``, ``>`` and ``&`` written as \\u escapes
 so no report text can close the script element.
+
+Season scale (issue 8: 1,000 reports, ~450,000 sentences): the page stays under ~20 MB. Its search
+holds every report sentence up to MAX_EMBEDDED, past that the coded ones (strength/gap/cause/measure)
+and past that the most confident of each unit × role in turn (quoted sentences always), and says so;
+tables.xlsx and sentences.parquet hold all. Quotes per role shrink as units grow, recurring problems
+and chart rows are capped, heat-map cells are coloured by class. Selection works on a few small
+columns; text is fetched only for the rows shown, and the page is streamed to disk by jinja2.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,11 +24,13 @@ from markupsafe import Markup
 
 from . import charts
 from .common import (
+    LIGHT_COLUMNS,
     ROLE_NAMES,
     ROLES,
     XML_ILLEGAL,
     body_sentences,
     clean_text,
+    fetch_columns,
     frame,
     problem_clusters,
     quotes_per_role,
@@ -82,9 +92,8 @@ def embedded_selection(s: pd.DataFrame, quoted: set[tuple[str, int]], limit: int
         order = coded.assign(_c=conf).sort_values("_c", ascending=False, kind="stable")
         rank = order.groupby(["unit", "label"], sort=False).cumcount()
         keep = rank.sort_values(kind="stable").index[:limit]
-        key = list(zip(coded["doc_id"].astype(str), coded["idx"].astype(int), strict=True))
-        is_quote = pd.Series([k in quoted for k in key], index=coded.index)
-        coded = coded[coded.index.isin(keep) | is_quote.to_numpy()]
+        keys = pd.MultiIndex.from_arrays([coded["doc_id"].astype(str), coded["idx"].astype("int64")])
+        coded = coded[coded.index.isin(keep) | keys.isin(list(quoted))]
     return coded
 
 
@@ -92,9 +101,10 @@ def sentence_payload(frames: dict[str, pd.DataFrame], s: pd.DataFrame | None = N
                      quoted: set[tuple[str, int]] | None = None, limit: int = MAX_EMBEDDED) -> dict[str, Any]:
     """The searchable sentences, compact: column lists, not one object per sentence; sections and
     themes as indexes into lists (a section heading repeats over many sentences)."""
-    s = body_sentences(frames) if s is None else s
+    s = body_sentences(frames, LIGHT_COLUMNS) if s is None else s
     total = len(s)
-    s = embedded_selection(s, quoted or set(), limit)
+    # choose on the small columns, then fetch text, section and theme for the chosen rows only
+    s = fetch_columns(frames, embedded_selection(s, quoted or set(), limit), ("text", "section", "theme"))
     names = source_names(frames)
     missing = pd.Series([None] * len(s), index=s.index, dtype=object)
     col = {c: (s[c] if c in s.columns else missing) for c in ("theme", "page", "section", "idx")}
@@ -148,9 +158,24 @@ def generic_table(df: pd.DataFrame | None, limit: int = MAX_TABLE_ROWS) -> dict[
     return {"columns": [str(c) for c in df.columns], "rows": rows, "n": int(len(df))}
 
 
-def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
+def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], max_embedded: int | None = None) -> str:
+    """The page as a string; ``max_embedded`` (default MAX_EMBEDDED) caps the sentences its search holds."""
+    return _env().get_template("digest.html.j2").render(page_context(frames, meta, max_embedded))
+
+
+def write_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path,
+               max_embedded: int | None = None) -> None:
+    """The page streamed to ``path`` (jinja2 writes it in pieces: a season's page never sits in
+    memory whole, nor do the thousands of fragments it is joined from)."""
+    context = page_context(frames, meta, max_embedded)
+    _env().get_template("digest.html.j2").stream(context).dump(str(path), encoding="utf-8")
+
+
+def page_context(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
+                 max_embedded: int | None = None) -> dict[str, Any]:
+    """Everything the template shows, built with group-bys and capped for a season of any size."""
     names = source_names(frames)
-    body = body_sentences(frames)  # once: the profiles, the search data and the counts share it
+    body = body_sentences(frames, LIGHT_COLUMNS)  # once, small: profiles, search data and counts share it
     pivot = role_pivot(frames)
     docs = frame(frames, "documents", ("doc_id",))
     arts = frame(frames, "articles", ("article_id",))
@@ -173,7 +198,7 @@ def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
     units = unit_profiles(frames, per_role=per_role, sentences=body)
     quoted = {(str(q["doc_id"]), int(q["idx"])) for u in units for r in u["roles"].values()
               for q in r["quotes"] if q.get("idx") is not None}
-    payload = sentence_payload(frames, body, quoted)
+    payload = sentence_payload(frames, body, quoted, MAX_EMBEDDED if max_embedded is None else max_embedded)
     del body  # the page's own structures hold what is needed from here on
     role_totals = {r: int(pivot[r].sum()) if r in pivot.columns else 0 for r in (*ROLES, "other")}
     problems = problem_clusters(frames, names, max_clusters=MAX_CLUSTERS, max_members=MAX_MEMBERS)
@@ -183,7 +208,7 @@ def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> str:
     if len(pivot) > MAX_CHART_UNITS:  # a chart of 1,000 rows is unreadable and slow to draw
         chart_pivot = pivot.loc[pivot.sum(axis=1).sort_values(ascending=False, kind="stable")
                                 .index[:MAX_CHART_UNITS]].sort_index()
-    return _env().get_template("digest.html.j2").render(
+    return dict(
         meta=meta, documents=records(docs) if docs is not None else [],
         articles=records(arts) if arts is not None else [],
         units=units, names=names, per_role=per_role,

@@ -6,9 +6,12 @@ under ``sources/``. Each document becomes a TextSource whose text is the pipelin
 offsets, coded with its role and its theme; units become Cases.
 
 Season scale (issue 8: ~450,000 sentences): nothing holds the whole project. ``project.qde`` is
-written incrementally (lxml's ``xmlfile``) one TextSource at a time into a temporary file, each
-source text goes into the ZIP as soon as its document is done, and selection/coding GUIDs are
-derived arithmetically from the document's GUID rather than hashed one by one.
+written one TextSource at a time into a temporary file, each source text goes into the ZIP as soon
+as its document is done, and the sentences are never copied: documents are put in order on small
+integer arrays and each one's texts fetched when it is written. The small parts (users, codebook,
+cases) are lxml elements; the bulk — a selection per coded sentence, whose attributes are GUIDs,
+numbers and one timestamp, none needing escapes — is joined from string templates, and selection
+and coding GUIDs are derived arithmetically from the document's GUID rather than hashed one by one.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pandas as pd
@@ -53,52 +58,72 @@ def child_guid(base: str, kind: int, slot: int, idx: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _column(s: pd.DataFrame, name: str, default: Any) -> pd.Series:
-    return s[name] if name in s.columns else pd.Series(default, index=s.index, dtype=object)
+@dataclass
+class Season:
+    """The sentences as small arrays in document order (no text copied): ``order`` lists row
+    positions doc by doc, ``bounds`` where each document starts and ends in it."""
+
+    docs: list[str]
+    order: np.ndarray
+    bounds: np.ndarray
+    idx: np.ndarray
+    start: np.ndarray | None
+    end: np.ndarray | None
+    roles: np.ndarray  # slot of the role code (1–4), 0 for none
+    themes: np.ndarray  # position in the theme list, -1 for none
+    text: pd.Series  # the sentences' own column, read per document
 
 
-def _texts(s: pd.Series) -> pd.Series:
-    """Sentence texts as clean strings; cleaned cell by cell only when the column needs it."""
-    t = s.astype(object).where(s.notna(), "")
-    t = t.astype(str)
-    if XML_ILLEGAL.search("\n".join(t)):
-        return t.map(clean_text)
-    return t
+def _ints(s: pd.DataFrame, name: str) -> np.ndarray | None:
+    if name not in s.columns:
+        return None
+    return s[name].to_numpy(dtype="float64", na_value=np.nan)
 
 
-def coded_sentences(sentences: pd.DataFrame, theme_codes: dict[str, str]) -> pd.DataFrame:
-    """Needed columns only, in document order, with clean text, theme and unit resolved once."""
-    s = sentences[[c for c in COLUMNS if c in sentences.columns]]
-    s = s.assign(doc_id=s["doc_id"].astype(str), text=_texts(s["text"]),
-                 theme=map_unique(_column(s, "theme", ""), lambda t: clean_text(t).strip()))
-    s = s.assign(coded=s["label"].isin(ROLES).to_numpy() | s["theme"].isin(theme_codes).to_numpy())
-    return s.sort_values(["doc_id", "idx"], kind="stable")
+def season_arrays(s: pd.DataFrame, themes: list[str]) -> Season:
+    doc_codes, docs = pd.factorize(s["doc_id"].astype(str), sort=True)
+    idx = s["idx"].to_numpy(dtype="int64", na_value=-1)
+    order = np.lexsort((idx, doc_codes))  # by document, then idx (what sort_values did, without copies)
+    cuts = np.flatnonzero(np.diff(doc_codes[order])) + 1
+    bounds = np.concatenate(([0], cuts, [len(order)])) if len(order) else np.zeros(1, dtype=np.int64)
+    label_codes, labels = pd.factorize(s["label"])
+    role_slot = np.array([ROLES.index(lab) + 1 if lab in ROLES else 0 for lab in labels] + [0], dtype=np.int8)
+    theme_pos = {t: i for i, t in enumerate(themes)}
+    if "theme" in s.columns:
+        theme_codes, theme_values = pd.factorize(s["theme"])
+        lookup = np.array([theme_pos.get(clean_text(t).strip(), -1) for t in theme_values] + [-1], dtype=np.int32)
+        theme_of = lookup[theme_codes]
+    else:
+        theme_of = np.full(len(s), -1, dtype=np.int32)
+    return Season(list(docs), order, bounds, idx, _ints(s, "start"), _ints(s, "end"),
+                  role_slot[label_codes], theme_of, s["text"])
 
 
-def source_texts(sentences: pd.DataFrame) -> Iterator[tuple[str, str, list[tuple[int, int, Any]]]]:
-    """Per document (one at a time): doc_id, its text and each sentence's (start, end, row).
+def source_texts(season: Season) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per document (one at a time): doc_id, its text, and per sentence (row position, start, end).
 
-    The text is the sentences joined with "\\n" in idx order (what Document.text is). Offsets are the
+    The text is the sentences joined with "\n" in idx order (what Document.text is). Offsets are the
     sentence's own start/end when they point at its text, else where it sits in the joined text.
     """
-    has_span = "start" in sentences.columns and "end" in sentences.columns
-    for doc_id, g in sentences.groupby("doc_id", sort=False):
-        texts = g["text"].tolist()
+    for i, doc_id in enumerate(season.docs):
+        rows = season.order[season.bounds[i]:season.bounds[i + 1]]
+        texts = ["" if t is None else str(t) for t in
+                 season.text.iloc[rows].astype(object).where(season.text.iloc[rows].notna(), None)]
         text = "\n".join(texts)
-        lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
-        pos = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        starts = g["start"].to_numpy(dtype="float64", na_value=np.nan) if has_span else None
-        ends = g["end"].to_numpy(dtype="float64", na_value=np.nan) if has_span else None
-        spans = []
-        for i, (t, row) in enumerate(zip(texts, g.itertuples(index=False), strict=True)):
-            p = int(pos[i])
-            if starts is not None and not (np.isnan(starts[i]) or np.isnan(ends[i])):
-                a, b = int(starts[i]), int(ends[i])
-                if (a, b) != (p, p + len(t)) and text[a:b] == t:
-                    spans.append((a, b, row))
-                    continue
-            spans.append((p, p + len(t), row))
-        yield str(doc_id), text, spans
+        if XML_ILLEGAL.search(text):  # rare: clean this document's sentences, then join again
+            texts = [clean_text(t) for t in texts]
+            text = "\n".join(texts)
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
+        ends = starts + lengths
+        if season.start is not None and season.end is not None:
+            own_a, own_b = season.start[rows], season.end[rows]
+            differ = np.flatnonzero(~np.isnan(own_a) & ~np.isnan(own_b) & ((own_a != starts) | (own_b != ends)))
+            for j in differ:  # only where the stored offsets disagree: do they point at the text?
+                a, b = int(own_a[j]), int(own_b[j])
+                if text[a:b] == texts[j]:
+                    starts[j], ends[j] = a, b
+        yield str(doc_id), text, rows, starts, ends
 
 
 def _codebook(themes: list[str]) -> tuple[etree._Element, dict[str, str], dict[str, str]]:
@@ -129,64 +154,67 @@ def write_project(frames: dict[str, pd.DataFrame], meta: dict[str, Any], qde: An
     sentences = frame(frames, "sentences", ("doc_id", "idx", "text", "label"))
     if sentences is None:
         sentences = pd.DataFrame(columns=["doc_id", "idx", "text", "label", "theme", "unit"])
-    themes = sorted(set(map_unique(_column(sentences, "theme", ""), lambda t: clean_text(t).strip())) - {""})
+    theme_col = sentences["theme"] if "theme" in sentences.columns else pd.Series([], dtype=object)
+    themes = sorted(set(map_unique(theme_col, lambda t: clean_text(t).strip())) - {""})
     codebook, role_codes, theme_codes = _codebook(themes)
-    s = coded_sentences(sentences, theme_codes)
-    source_guid = {d: guid("source", d) for d in s["doc_id"].unique()}
-    with etree.xmlfile(qde, encoding="utf-8") as xf:
-        xf.write_declaration()
-        with xf.element(q("Project"), {"name": clean_text(f"汇编 {meta.get('season', '')}"),
-                                       "origin": f"huibian {__version__}", "creationDateTime": now},
-                        nsmap=NSMAP):
-            users = etree.Element(q("Users"), nsmap=NSMAP)
-            etree.SubElement(users, q("User"), {"guid": user, "name": "huibian"})
-            xf.write(users)
-            xf.write(codebook)
-            del codebook
-            if "unit" in s.columns:  # the schema puts Cases before Sources
-                coded = s[s["coded"] & (s["text"].str.len() > 0)]
-                by_unit = coded.groupby(map_unique(coded["unit"], unit_name), sort=True)["doc_id"].unique()
-                if len(by_unit):
-                    cases = etree.Element(q("Cases"), nsmap=NSMAP)
-                    for unit, doc_ids in by_unit.items():
-                        case = etree.SubElement(cases, q("Case"), {"guid": guid("case", unit), "name": unit})
-                        for sg in sorted(source_guid[d] for d in doc_ids):
-                            etree.SubElement(case, q("SourceRef"), {"targetGUID": sg})
-                    xf.write(cases)
-                    del cases
-            names = source_names(frames)
-            taken: set[str] = set()
-            with xf.element(q("Sources")):
-                for doc_id, text, spans in source_texts(s):
-                    sg = source_guid[doc_id]
-                    z.writestr(f"sources/{sg}.txt", text.encode("utf-8"))
-                    name = clean_text(names.get(doc_id, doc_id))
-                    if name in taken:  # QDA tools key sources by name: same-named files get the id
-                        name = f"{name} ({doc_id})"
-                    taken.add(name)
-                    src = etree.Element(q("TextSource"), {
-                        "guid": sg, "name": name, "plainTextPath": f"internal://{sg}.txt",
-                        "creatingUser": user, "creationDateTime": now}, nsmap=NSMAP)
-                    for start, end, row in spans:
-                        if not row.coded or end <= start:
-                            continue
-                        codes = []
-                        if row.label in role_codes:
-                            codes.append((1 + ROLES.index(row.label), role_codes[row.label]))
-                        if row.theme in theme_codes:
-                            codes.append((8, theme_codes[row.theme]))
-                        idx = int(row.idx)
-                        sel = etree.SubElement(src, q("PlainTextSelection"), {
-                            "guid": child_guid(sg, 1, 0, idx), "name": str(idx),
-                            "startPosition": str(start), "endPosition": str(end),
-                            "creatingUser": user, "creationDateTime": now})
-                        for slot, code in codes:
-                            coding = etree.SubElement(sel, q("Coding"), {
-                                "guid": child_guid(sg, 2, slot, idx), "creatingUser": user,
-                                "creationDateTime": now})
-                            etree.SubElement(coding, q("CodeRef"), {"targetGUID": code})
-                    xf.write(src)
-                    xf.flush()  # one document's XML at a time
+    season = season_arrays(sentences, themes)
+    role_guids = [""] + [role_codes[r] for r in ROLES]
+    theme_guids = [theme_codes[t] for t in themes]
+    coded = (season.roles > 0) | (season.themes >= 0)
+    lengths = sentences["text"].str.len().fillna(0).to_numpy() if len(sentences) else np.zeros(0)
+    source_guid = {d: guid("source", d) for d in season.docs}
+
+    qde.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+    project_name = quoteattr(clean_text(f"汇编 {meta.get('season', '')}"))
+    qde.write(f'<Project xmlns="{NS}" name={project_name} origin="huibian {__version__}" '
+              f'creationDateTime="{now}">\n'.encode())
+    users = etree.Element(q("Users"), nsmap=NSMAP)
+    etree.SubElement(users, q("User"), {"guid": user, "name": "huibian"})
+    parts = [users, codebook]
+    if "unit" in sentences.columns:  # the schema puts Cases before Sources
+        mask = coded & (lengths > 0)
+        docs_of = pd.Series(np.asarray(sentences["doc_id"].astype(str))[mask])
+        by_unit = docs_of.groupby(map_unique(sentences["unit"][mask], unit_name).to_numpy(), sort=True).unique()
+        if len(by_unit):
+            cases = etree.Element(q("Cases"), nsmap=NSMAP)
+            for unit, doc_ids in by_unit.items():
+                case = etree.SubElement(cases, q("Case"), {"guid": guid("case", unit), "name": unit})
+                for sg in sorted(source_guid[d] for d in doc_ids):
+                    etree.SubElement(case, q("SourceRef"), {"targetGUID": sg})
+            parts.append(cases)
+    for el in parts:
+        qde.write(etree.tostring(el, encoding="utf-8") + b"\n")
+    del parts, codebook
+
+    names = source_names(frames)
+    taken: set[str] = set()
+    stamp = f'creatingUser="{user}" creationDateTime="{now}"'
+    qde.write(b"<Sources>\n")
+    for doc_id, text, rows, starts, ends in source_texts(season):
+        sg = source_guid[doc_id]
+        z.writestr(f"sources/{sg}.txt", text.encode("utf-8"))
+        name = clean_text(names.get(doc_id, doc_id))
+        if name in taken:  # QDA tools key sources by name: same-named files get the id
+            name = f"{name} ({doc_id})"
+        taken.add(name)
+        out = [f'<TextSource guid="{sg}" name={quoteattr(name)} plainTextPath="internal://{sg}.txt" {stamp}>']
+        for j in np.flatnonzero(coded[rows] & (ends > starts)):
+            row = rows[j]
+            idx = int(season.idx[row])
+            out.append(f'<PlainTextSelection guid="{child_guid(sg, 1, 0, idx)}" name="{idx}" '
+                       f'startPosition="{starts[j]}" endPosition="{ends[j]}" {stamp}>')
+            slot = int(season.roles[row])
+            if slot:
+                out.append(f'<Coding guid="{child_guid(sg, 2, slot, idx)}" {stamp}>'
+                           f'<CodeRef targetGUID="{role_guids[slot]}"/></Coding>')
+            theme = int(season.themes[row])
+            if theme >= 0:
+                out.append(f'<Coding guid="{child_guid(sg, 2, 8, idx)}" {stamp}>'
+                           f'<CodeRef targetGUID="{theme_guids[theme]}"/></Coding>')
+            out.append("</PlainTextSelection>")
+        out.append("</TextSource>\n")
+        qde.write("".join(out).encode("utf-8"))  # one document's XML at a time
+    qde.write(b"</Sources>\n</Project>\n")
 
 
 def write_qdpx(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path) -> None:

@@ -15,10 +15,12 @@ contract's columns plus the few analysts filter on, not internal ones (token lis
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import unicodedata
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ CELL_LIMIT = 32_767
 MAX_ROWS = 1_048_576  # Excel's sheet limit, header included
 MIN_WIDTH, MAX_WIDTH, WIDE_TEXT = 6, 60, 80
 WIDTH_SAMPLE = 500  # rows whose text decides a column's width
+CHUNK = 20_000  # rows prepared at a time
 HEADER_STYLE = {"bold": True, "bg_color": "#F0E6E6", "pattern": 1}
 ILLEGAL = XML_ILLEGAL  # control characters XML 1.0 forbids (PDFs paste them into text)
 
@@ -96,12 +99,13 @@ class Column:
 
 
 def _strings(values: list[Any]) -> list[Any]:
-    """Clean a column of str/None, touching cells only when the joined column needs it."""
-    present = [v for v in values if v is not None]
+    """Clean a column of str/None, touching cells only when the joined column needs it. Empty text
+    becomes an empty cell (None): no library call at all (themes and sections are often empty)."""
+    present = [v for v in values if v]
     joined = "\n".join(present)  # one regex pass and one length check for the whole column
-    if ILLEGAL.search(joined) or any(len(v) > CELL_LIMIT for v in present):
-        return [None if v is None else clean_str(v) for v in values]
-    return values
+    if ILLEGAL.search(joined) or max(map(len, present), default=0) > CELL_LIMIT:
+        return [clean_str(v) if v else None for v in values]
+    return [v or None for v in values]
 
 
 def prepare(df: pd.DataFrame, column: str) -> tuple[str, list[Any]]:
@@ -154,16 +158,26 @@ def _limit_rows(name: str, df: pd.DataFrame | None) -> pd.DataFrame | None:
     return df
 
 
+def batches(df: pd.DataFrame | None, header: list[str]) -> Iterator[list[Column]]:
+    """The table's columns ready to stream, CHUNK rows at a time: only one chunk's cells exist as
+    Python objects at once (a season's sentences sheet is ~450,000 rows × 13 columns). Widths come
+    from the first chunk."""
+    if df is None or not len(df):
+        yield columns_of(df, header)
+        return
+    for i in range(0, len(df), CHUNK):
+        yield columns_of(df.iloc[i:i + CHUNK], header)
+
+
 def write_sheet(wb: Any, name: str, df: pd.DataFrame | None, columns: list[str]) -> int:
     """One table as one sheet of a streaming workbook (XlsxWriter, or openpyxl write-only);
     returns the number of data rows."""
     df = _limit_rows(name, df)
-    cols = columns_of(df, columns)
     n = 0 if df is None else len(df)
     if isinstance(wb, xlsxwriter.Workbook):
-        _write_xlsxwriter(wb, name, cols, n)
+        _write_xlsxwriter(wb, name, batches(df, columns), n)
     else:
-        _write_openpyxl(wb, name, cols, n)
+        _write_openpyxl(wb, name, batches(df, columns), n)
     return n
 
 
@@ -178,8 +192,9 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, Any]:
     return _FORMATS[wb]
 
 
-def _write_xlsxwriter(wb: xlsxwriter.Workbook, name: str, cols: list[Column], n: int) -> None:
+def _write_xlsxwriter(wb: xlsxwriter.Workbook, name: str, chunks: Iterator[list[Column]], n: int) -> None:
     ws = wb.add_worksheet(name[:31])
+    cols = next(chunks)
     fmt = _formats(wb)
     for i, c in enumerate(cols):
         # a column's format applies to its cells written without one: wrap costs nothing per cell
@@ -188,19 +203,24 @@ def _write_xlsxwriter(wb: xlsxwriter.Workbook, name: str, cols: list[Column], n:
     ws.autofilter(0, 0, n, max(len(cols), 1) - 1)
     for i, c in enumerate(cols):
         ws.write_string(0, i, c.name, fmt["header"])
-    writers = [{"string": ws.write_string, "number": ws.write_number, "bool": ws.write_boolean,
-                "any": ws.write}[c.kind] for c in cols]
-    for r, row in enumerate(zip(*(c.values for c in cols), strict=True), start=1):
-        for j, v in enumerate(row):
-            if v is not None:
-                writers[j](r, j, v)
+    by_kind = {"string": ws.write_string, "number": ws.write_number, "bool": ws.write_boolean,
+               "any": ws.write}
+    first = 1
+    for chunk in itertools.chain([cols], chunks):
+        writers = [by_kind[c.kind] for c in chunk]  # per chunk: a text column may hold lists further down
+        for r, row in enumerate(zip(*(c.values for c in chunk), strict=True), start=first):
+            for j, v in enumerate(row):
+                if v is not None:
+                    writers[j](r, j, v)
+        first += len(chunk[0].values) if chunk else 0
 
 
-def _write_openpyxl(wb: Any, name: str, cols: list[Column], n: int) -> None:
+def _write_openpyxl(wb: Any, name: str, chunks: Iterator[list[Column]], n: int) -> None:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
 
     ws = wb.create_sheet(title=name[:31])
+    cols = next(chunks)
     wrap = Alignment(wrap_text=True, vertical="top")
     for i, c in enumerate(cols):
         ws.column_dimensions[xl_col_to_name(i)].width = c.width
@@ -215,7 +235,8 @@ def _write_openpyxl(wb: Any, name: str, cols: list[Column], n: int) -> None:
         cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor="F0E6E6")
         header.append(cell)
     ws.append(header)
-    for row in zip(*(c.values for c in cols), strict=True):
+    for row in itertools.chain.from_iterable(zip(*(c.values for c in cs), strict=True)
+                                             for cs in itertools.chain([cols], chunks)):
         out: list[Any] = []
         for c, v in zip(cols, row, strict=True):
             if c.wrap or (isinstance(v, str) and v.startswith("=")):

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 _CN = "一二三四五六七八九十百零〇"
 # (marker type, pattern); order matters only for matching, levels come from first appearance.
+# The one table of numbering markers: the tagger (pipeline/tag/features.py) reads it too.
 MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("md", re.compile(r"^\s*(#{1,6})\s*")),
-    ("cn", re.compile(rf"^\s*[{_CN}]+\s*[、．.:：]\s*(?![{_CN}\d])")),
+    # "一、2025年工作回顾" and "一、一年接着一年干" are headings; "一、二、三产业…" (a list of
+    # numerals) is not: reject only a numeral that is itself followed by an enumeration comma
+    ("cn", re.compile(rf"^\s*[{_CN}]+\s*[、．.:：]\s*(?![{_CN}]{{1,3}}\s*[、，,．.])")),
     ("pcn", re.compile(rf"^\s*[（(]\s*[{_CN}]+\s*[）)]\s*")),
     ("di", re.compile(rf"^\s*第[{_CN}]+\s*[，,、:：是]\s*")),
     ("num", re.compile(r"^\s*\d{1,2}\s*[、．.](?!\d)\s*")),

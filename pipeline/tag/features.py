@@ -16,24 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..model import Sentence
-from .rules import MARKER, cue_matches, kind_cues, named_roles, polarity, strip_marker
+from ..structure.headings import MARKERS
+from .rules import MARKER, cue_matches, cues, kind_cues, named_roles, polarity, strip_marker
 
 _TERMINAL = re.compile(r"[。！？!?；;]")
-# heading markers and their rank type; the rank of a type is the order of first appearance
-_HEAD_MARK = [
-    ("md", re.compile(r"^\s*#{1,6}\s*")),
-    # "一、二、三产业…" is a list of numerals, not a heading; "一、一年接着一年干" is a heading
-    ("cn", re.compile(r"^\s*[一二三四五六七八九十百]+\s*[、．.:：]\s*(?![一二三四五六七八九十][、，,])")),
-    ("pcn", re.compile(r"^\s*[（(]\s*[一二三四五六七八九十]+\s*[）)]")),
-    ("di", re.compile(r"^\s*第[一二三四五六七八九十]+\s*[，,、:：]")),
-    ("num", re.compile(r"^\s*\d{1,2}\s*[、．](?!\d)")),
-    ("pnum", re.compile(r"^\s*[（(]\s*\d{1,2}\s*[）)]")),
-    ("circ", re.compile(r"^\s*[①-⑳]")),
-    ("order", re.compile(r"^\s*(?:首先|其次|再次|其三|最后)\s*[，,]")),
-]
-
-
-_SHI = re.compile(r"^\s*[一二三四五六七八九十]是")
+# heading markers and their rank type (one table, shared with the structure stage); the rank of a
+# type is the order of first appearance. "一是…" opens list items far more often than headings, so
+# the tagger treats it apart (a heading only where the structure stage flagged one).
+_HEAD_MARK = [(name, pat) for name, pat in MARKERS if name != "shi"]
+_SHI = dict(MARKERS)["shi"]
 
 
 @dataclass
@@ -43,6 +34,7 @@ class Heading:
     named: list[str]  # roles the heading names (several for "现状、差距及成因")
     pol: str | None  # what the heading claims by its own words
     role: str | None = None  # the role it gives the sentences under it
+    practice: bool = False  # a practice article's claim heading (its part may still turn out a plan)
 
 
 @dataclass
@@ -106,6 +98,8 @@ def heading_of(s: Sentence, first_in_para: bool) -> Heading | None:
     # clauses ("（五）着力缩小城乡区域差距，协调发展水平明显提升") or a sentence does not
     names = len(title) <= 40 and not _TERMINAL.search(rest[:len(first) + 1]) and not re.search(r"[，,]", title)
     named = named_roles(title) if names else []
+    if names and not named and cues("section_neutral").search(strip_marker(title).rstrip("。.")):
+        named = ["other"]  # a section of neutral facts and counts (GUIDE: "other")
     return Heading(mark, title, named, polarity(title)[0])
 
 
@@ -140,7 +134,7 @@ class _Stack:
                     return inner_pol, f"claim:{h.text[:16]}"
                 return None, "mixed"
             if h.role is not None:
-                return h.role, f"part:{h.text[:16]}"
+                return h.role, f"{'practice' if h.practice else 'part'}:{h.text[:16]}"
             if inner_pol is None and h.pol in ("gap", "strength", "cause"):
                 inner_pol = h.pol
         return None, ""
@@ -154,7 +148,12 @@ class _Stack:
         return None
 
 
-_CUE_LISTS = ("gap", "gap_intro", "cause", "done", "future", "other", "measure", "strength", "measure_open")
+_CUE_LISTS = ("gap", "gap_intro", "cause", "done", "future", "other", "measure", "strength", "measure_open",
+              "practice", "gap_addressed", "contrast")
+
+
+# cue lists that only steer the rules: as model features they are frequent, topic-like and noisy
+_RULE_ONLY = frozenset({"practice", "gap_addressed", "contrast"})
 
 
 def _cue_hits(text: str) -> tuple[list[str], dict[str, re.Match[str] | None]]:
@@ -227,14 +226,15 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
                 else:
                     parts += 1
                     head.role = _part_role(kind, head, parts, passed_strength)
+                    if head.role == "practice":
+                        head.role, head.practice = "strength", True
                 passed_strength = passed_strength or "strength" in head.named or head.role == "strength"
             stack.push(head)
             role, rwhy = stack.role()
             role = role or lead_role
             if head.named:
                 label, conf, why = "other", 0.85, "heading:names a section"
-            elif head.pol is None and (len(re.sub(r"[。.，,\s]", "", strip_marker(head.text))) <= 6 or (
-                    len(strip_marker(head.text)) <= 8 and role is None and not _TERMINAL.search(text))):
+            elif head.pol is None and _bare(head.text, role, text):
                 label, conf, why = "other", 0.7, "heading:bare"
             else:
                 # rule 2: a claim heading carries its claim, else the role of its section
@@ -268,9 +268,47 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
         ctx = Context(label, conf, why, role, kind, part=part_id, hits=tuple(hits))
         ctx.feats = _features(s, ctx, hits, head, pos, stack, gap_mode, first_in_para)
         out.append(ctx)
+    _practice_tense(out, sentences)
     _part_tense(out, sentences)
     _neighbours(out, sentences)
     return out
+
+
+def _bare(title: str, role: str | None, text: str) -> bool:
+    """A heading that only names a topic ("1、基本情况"): short and not a sentence. A short sentence
+    ("第一是增强中心意识。", "（一）领导要到位。") states a claim and takes its section's role."""
+    body = strip_marker(title)
+    short = len(re.sub(r"[。.，,\s]", "", body))
+    if _TERMINAL.search(text) and short > 4:
+        return False
+    return short <= 6 or (len(body) <= 8 and role is None and not _TERMINAL.search(text))
+
+
+def _practice_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
+    """A practice part whose sentences mostly demand (要…, 必须…, 将…) is a plan after all: its
+    practice-default labels become measure (rule 3: tense decides between strength and measure)."""
+    done: dict[int, int] = {}
+    todo: dict[int, int] = {}
+    for c in out:
+        if "measure_open" in c.hits or "future" in c.hits and "done" not in c.hits:
+            todo[c.part] = todo.get(c.part, 0) + 1
+        elif "done" in c.hits:
+            done[c.part] = done.get(c.part, 0) + 1
+    for c in out:
+        if not c.evidence.split(":", 1)[-1].startswith("practice") and not c.evidence.startswith("practice"):
+            continue
+        m, d = todo.get(c.part, 0), done.get(c.part, 0)
+        if m >= 3 and m > 2 * d and c.label == "strength":
+            c.label, c.conf, c.evidence = "measure", 0.5, "practice:to do"
+            c.role = "measure"
+            c.feats[:6] = _rule_feats(c)
+
+
+def _rule_feats(c: Context) -> list[str]:
+    """The first features of a context, those that carry the rule's decision."""
+    role = c.role or "none"
+    return [f"rule={c.label}", f"role={role}", f"kind={c.kind}", f"kr={c.kind}|{role}",
+            f"rk={c.kind}|{c.label}", f"why={c.evidence.split(':')[0]}"]
 
 
 def _part_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
@@ -295,6 +333,8 @@ def _part_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
             continue
         if c.evidence.startswith("heading:bare") or c.evidence == "default" and s.is_heading:
             continue
+        if len(s.text) <= 30 and not _TERMINAL.search(s.text) and not s.text.rstrip().endswith(("，", ",")):
+            continue  # a title, byline or "序": not an account of anything
         if c.evidence == "default" or (c.conf <= 0.5 and c.label in ("strength", "measure", "other")
                                        and not c.evidence.startswith("heading:names")):
             c.label, c.conf, c.evidence = tense, 0.5, f"part:{'done' if tense == 'strength' else 'to do'}"
@@ -314,6 +354,11 @@ def _part_role(kind: str, head: Heading, parts: int, passed_strength: bool) -> s
         return "strength"
     if kind == "plan":
         return "measure"
+    if kind == "report" and head.pol in (None, "strength") and not cues("measure_open").search(
+            strip_marker(head.text)):
+        # a practice article (经验材料): its parts are headed by claims of what was done
+        # ("一、营造…氛围，不断强化学习意识"); _practice_tense turns a part that demands into measure
+        return "practice"
     return head.pol if head.pol in ("strength", "measure") else None
 
 
@@ -327,6 +372,12 @@ def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], ro
         return "other", 0.75, f"cue:{m.group(0)[:12] if m else 'other'}", False
     if "gap_intro" in h and role in (None, "strength", "gap", "measure") and "measure_open" not in h:
         return "gap", 0.75, "cue:problems follow", True
+    if "contrast" in h and role != "cause" and not gap_mode:
+        # rule 4: "虽然取得了…，但…仍时有发生" is filed under its main clause, the one after 但
+        m = found["contrast"]
+        rest = body[m.end():] if m else ""
+        if cues("gap").search(rest) or cues("gap_intro").search(rest):
+            return "gap", 0.65, "cue:but (main clause)", False
     if gap_mode and first_in_para and "gap" not in h and not MARKER.match(text):
         gap_mode = False  # a new paragraph that neither lists nor names a problem ends the passage
     if gap_mode:
@@ -349,10 +400,16 @@ def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], ro
         return "gap", 0.75, rwhy, False
     if role == "measure":
         return "measure", 0.75, rwhy, False
-    if "cause" in h and kind != "gov" and role in ("strength", "measure"):
+    if role == "other":  # a section of neutral facts: only a named shortcoming stands out
+        if "gap" in h and "gap_addressed" not in h:
+            return "gap", 0.5, "cue:problem", False
+        return "other", 0.7, rwhy, False
+    if "cause" in h and "done" in h and "gap" not in h:
+        pass  # "由于…，进一步激发了…" explains a success, not a gap: the section decides
+    elif "cause" in h and kind != "gov" and role in ("strength", "measure"):
         return "cause", 0.55, "cue:reason", False  # an explicit reason (由于 / 原因是) explains a gap
     if role == "strength":
-        if "gap" in h and "done" not in h and "measure_open" not in h:
+        if "gap" in h and "done" not in h and "measure_open" not in h and "gap_addressed" not in h:
             return "gap", 0.55, "cue:problem", False
         if re.match(r"^我们(一定|将|要)", body):
             return "measure", 0.6, "cue:pledge", False
@@ -365,6 +422,9 @@ def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], ro
         return pol, 0.5, pwhy, False
     if kind == "speech" and "measure" in h:
         return "measure", 0.45, "kind:speech", False
+    if kind in ("report", "summary") and "practice" in h:
+        # a practice article or summary describes what the unit does, often without 了
+        return "strength", 0.45, "practice:action", False
     return "other", 0.4, "default", False
 
 
@@ -379,8 +439,7 @@ def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, 
               stack: _Stack, gap_mode: bool, first_in_para: bool) -> list[str]:
     body = strip_marker(s.text)
     role = ctx.role or "none"
-    f = [f"rule={ctx.label}", f"role={role}", f"kind={ctx.kind}", f"kr={ctx.kind}|{role}",
-         f"rk={ctx.kind}|{ctx.label}", f"why={ctx.evidence.split(':')[0]}",
+    f = _rule_feats(ctx) + [
          f"pos={_bucket(pos, (0.05, 0.2, 0.4, 0.6, 0.8))}",
          f"len={_bucket(len(s.text), (8, 16, 30, 60, 120))}", f"claim={stack.claim()}"]
     if head is not None:
@@ -394,6 +453,8 @@ def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, 
     if MARKER.match(s.text):
         f.append("marker")
     for c in hits:
+        if c in _RULE_ONLY:
+            continue
         f += [f"c={c}", f"c={c}|{role}"]
     f.append(f"end={s.text.rstrip()[-1:] if s.text.strip() else ''}")
     f.append(f"b2={body[:2]}")

@@ -21,11 +21,15 @@ from .features import Context
 
 MODEL_PATH = Path(__file__).resolve().parent / "model.joblib"
 SIDECAR_SUFFIX = ".json"
-FORMAT = 2  # bump when the feature set changes incompatibly
+FORMAT = 3  # bump when the feature set changes incompatibly
 # lexical features (words, character bigrams, openings) count less than the guide's context
 # features: with few annotated reports they would otherwise learn the reports' topics
 LEXICAL = ("w=", "c2=", "b1=", "b2=", "w0=")
 LEXICAL_WEIGHT = 0.3
+# the guide's rule decision counts more: with one held-out report at a time the model otherwise
+# overrides sound rule labels on the strength of a few reports' wording (CV per kind showed it)
+RULE = ("rule=", "rk=", "why=")
+RULE_WEIGHT = 2.0
 
 
 def feature_scale(vocab: dict[str, int]) -> np.ndarray:
@@ -33,6 +37,8 @@ def feature_scale(vocab: dict[str, int]) -> np.ndarray:
     for f, i in vocab.items():
         if f.startswith(LEXICAL):
             scale[i] = LEXICAL_WEIGHT
+        elif f.startswith(RULE):
+            scale[i] = RULE_WEIGHT
     return scale
 
 
