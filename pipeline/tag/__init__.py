@@ -35,6 +35,11 @@ def tag(doc: Document) -> Document:
             if s.evidence in STRUCTURAL:
                 s.label, s.confidence, s.evidence = "other", float(max(P[k].max(), c.conf)), s.evidence
                 continue
+            if c.label == "cause" and c.evidence.startswith("cue:reason"):
+                # an explicit reason ("究其原因", "主要原因是") is the guide's own test for cause;
+                # the model has seen few outside research reports and files them as problems
+                s.label, s.evidence, s.confidence = c.label, c.evidence, c.conf
+                continue
             if P[k].max() < UNSURE and c.label in model.labels:
                 # the model has little to go on (a pattern its training data lacks): the guide's
                 # rule decides, with the model's (low) probability for it as confidence
