@@ -18,6 +18,20 @@ def seed(prefix: str) -> Path:
     return next(SAMPLE.glob(f"{prefix}_*.txt"))
 
 
+def process_text(folder: Path, name: str, text: str):
+    """Write ``text`` to a real file and run it through ingest and every per-document stage."""
+    from pipeline.ingest import ingest_file
+    from pipeline.run import STAGES
+
+    f = folder / name
+    f.write_text(text, encoding="utf-8")
+    doc = ingest_file(f, name)
+    for _, stage in STAGES:
+        doc = stage(doc)
+    assert doc.status == "ok", doc.reason
+    return doc
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Output folder of one `huibian run` over the bundled sample corpus (shared by tests)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import GOLD, SAMPLE
+from conftest import GOLD, SAMPLE, process_text
 
 from pipeline.cli import main
 from pipeline.ingest import ingest_file
@@ -47,12 +47,7 @@ SUMMARY = """市直机关党建工作总结
 
 
 def _tag_text(tmp_path: Path, name: str, text: str) -> list:
-    f = tmp_path / name
-    f.write_text(text, encoding="utf-8")
-    doc = ingest_file(f, name)
-    for _, stage in STAGES:
-        doc = stage(doc)
-    assert doc.status == "ok", doc.reason
+    doc = process_text(tmp_path, name, text)
     return doc.sentences
 
 

@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from conftest import REPO
+from conftest import REPO, process_text
 
 from pipeline.evaluate import evaluate, load_gold
-from pipeline.ingest import ingest_file
-from pipeline.run import STAGES
 from pipeline.structure.headings import MARKERS, heading_info
 from pipeline.tag import features
 
@@ -45,12 +43,7 @@ PRACTICES = [
 
 
 def _tag(tmp_path: Path, name: str, text: str) -> dict[str, object]:
-    f = tmp_path / name
-    f.write_text(text, encoding="utf-8")
-    doc = ingest_file(f, name)
-    for _, stage in STAGES:
-        doc = stage(doc)
-    assert doc.status == "ok", doc.reason
+    doc = process_text(tmp_path, name, text)
     return {s.text.strip(): s for s in doc.sentences}
 
 

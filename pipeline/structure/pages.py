@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from functools import lru_cache
 
-from ..dictionaries import read_patterns
+from ..ingest.layout import page_number
 from ..model import Block
 from .articles import author_line
 
@@ -21,24 +20,8 @@ from .articles import author_line
 EDGE = 2
 
 
-@lru_cache(maxsize=1)
-def _patterns() -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p) for p in read_patterns("page_numbers.txt"))
-
-
-def folio_of(text: str) -> tuple[bool, int | None]:
-    """(is a page-number line, its arabic folio) — '— 3 —' → (True, 3); 'iv' → (True, None)."""
-    compact = re.sub(r"\s+", "", text)
-    if not compact or len(compact) > 16:
-        return False, None
-    for p in _patterns():
-        m = p.fullmatch(compact)
-        if m:
-            g = m.group(1) if m.groups() else None
-            if g and g.isdigit():
-                return True, int(g)
-            return True, None
-    return False, None
+# one page-number recogniser for ingest (PDF layout) and structure (text that lost its layout)
+folio_of = page_number
 
 
 def _shape(text: str) -> str:
