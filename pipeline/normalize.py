@@ -70,6 +70,11 @@ _TOC_LINE = re.compile(r"(?:[.…·]{2,}|\t)[^。！？]{0,40}?[（(]?\s*\d{1,4}
 _TOC_TITLE = re.compile(r"^\s*(?:#+\s*)?目\s*[录次]\s*$")
 
 
+#: formats whose backend already gives real paragraphs (PDF/OCR lines are re-joined by position in
+#: ingest/layout.py, Word has paragraphs): text re-joining is for plain text and web copies only
+LAID_OUT = frozenset({"pdf", "ocr", "image", "docx", "doc", "wps", "rtf", "odt"})
+
+
 def _joinable(prev: Block, nxt: Block, min_len: int) -> bool:
     """A paragraph cut by a page or layout break: prev stops mid-sentence, nxt carries on."""
     if prev.kind != "para" or nxt.kind != "para":
@@ -114,11 +119,7 @@ def normalize(doc: Document) -> Document:
         if kind == "para" and is_furniture(text):
             kind = "furniture"
         blocks.append(replace(b, text=text, kind=kind, rows=rows))
-    if doc.format == "pdf":
-        lengths = sorted(len(canonical(b.text)) for b in blocks if b.kind == "para")
-        typical = lengths[len(lengths) * 3 // 4] if lengths else 40
-        blocks = rejoin(blocks, min_len=max(10, int(typical * 0.8)))
-    else:
+    if doc.format not in LAID_OUT:
         blocks = rejoin(blocks)
     doc.blocks = blocks
     if convert:

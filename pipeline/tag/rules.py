@@ -12,7 +12,6 @@ import re
 from functools import cache
 
 from ..dictionaries import read_patterns, read_table
-from ..model import Sentence
 
 ROLES = ("strength", "gap", "cause", "measure")
 
@@ -68,16 +67,6 @@ def named_roles(title: str) -> list[str]:
     return [lab for _, lab in sorted(found)]
 
 
-def section_role(section: list[str]) -> tuple[str | None, str]:
-    """Role of the innermost heading on the path that names exactly one (rule 1: section first)."""
-    for title in reversed(section):
-        roles = named_roles(title)
-        if len(roles) == 1:
-            m = cues(f"section_{roles[0]}").search(title)
-            return roles[0], f"section:{m.group(0) if m else roles[0]}"
-    return None, ""
-
-
 def cue_matches(body: str, names: tuple[str, ...] = ("cause", "gap", "done", "measure_open")
                 ) -> dict[str, re.Match[str] | None]:
     return {n: cues(n).search(body) for n in names}
@@ -103,26 +92,3 @@ def polarity(text: str, found: dict[str, re.Match[str] | None] | None = None) ->
     if d:
         return "strength", f"cue:{d.group(0)}"
     return None, ""
-
-
-def rule_label(s: Sentence) -> tuple[str, float, str]:
-    """(label, confidence, evidence) for one sentence from its own section path and words only.
-
-    The tagger proper (``features.analyse``) also reads the document around the sentence; this is
-    the context-free fallback, kept for callers that hold a lone Sentence.
-    """
-    if s.evidence in ("furniture", "toc", "table"):
-        return "other", 0.95, s.evidence
-    if cues("other").search(s.text):
-        return "other", 0.7, "cue:other"
-    role, why = section_role(s.section[:-1] if s.is_heading else s.section)
-    if s.is_heading and not re.search(r"[。！？!?；;]", s.text) and (named_roles(s.text) or len(s.text) < 12):
-        return "other", 0.8, "heading"
-    pol, pwhy = polarity(s.text)
-    if role == "gap" and pol in ("measure", "cause"):
-        return pol, 0.6, pwhy
-    if role is not None:
-        return role, 0.7, why
-    if pol is not None:
-        return pol, 0.5, pwhy
-    return "other", 0.4, "default"
