@@ -45,10 +45,10 @@ def preface() -> list[str]:
 
 def make_anthology_pdf(path: Path, n_paras: int = 4) -> list[Expected]:
     """The volume as a PDF 'printed from Word'; returns the articles with their printed pages."""
+    from ingest_fixtures import draw_running_head_and_folio
     from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate
@@ -72,14 +72,8 @@ def make_anthology_pdf(path: Path, n_paras: int = 4) -> list[Expected]:
                 self.k = k
 
         def furniture(canvas, doc_) -> None:  # noqa: ANN001 - reportlab callback
-            if doc_.page <= front_pages:
-                return
-            canvas.saveState()
-            canvas.setFont("STSong-Light", 9)
-            w, h = A4
-            canvas.drawCentredString(w / 2, h - 12 * mm, VOLUME)
-            canvas.drawCentredString(w / 2, 10 * mm, f"— {doc_.page - front_pages} —")
-            canvas.restoreState()
+            if doc_.page > front_pages:
+                draw_running_head_and_folio(canvas, VOLUME, doc_.page - front_pages)
 
         story = [Paragraph("西宁市机关事业单位", title), Paragraph(VOLUME, title),
                  Paragraph(EDITOR, centre), PageBreak(),

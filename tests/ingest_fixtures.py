@@ -68,6 +68,19 @@ def is_heading(p: str) -> bool:
 
 # --- PDF (reportlab, built-in STSong-Light CID font) -----------------------------------------
 
+def draw_running_head_and_folio(canvas, head: str, folio: int) -> None:  # noqa: ANN001
+    """What a word processor prints on a page: a running head on top, "— folio —" at the foot."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+
+    canvas.saveState()
+    canvas.setFont("STSong-Light", 9)
+    w, h = A4
+    canvas.drawCentredString(w / 2, h - 12 * mm, head)
+    canvas.drawCentredString(w / 2, 10 * mm, f"— {folio} —")
+    canvas.restoreState()
+
+
 def make_pdf(paras: list[str], path: Path, *, running_head: str = "政府工作报告",
              folio_offset: int = 0, table: list[list[str]] | None = None, min_pages: int = 0,
              font_size: float = 11) -> Path:
@@ -75,7 +88,6 @@ def make_pdf(paras: list[str], path: Path, *, running_head: str = "政府工作�
     from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
@@ -88,12 +100,7 @@ def make_pdf(paras: list[str], path: Path, *, running_head: str = "政府工作�
     title = ParagraphStyle("title", parent=head, fontSize=font_size + 7, alignment=TA_CENTER)
 
     def furniture(canvas, doc_) -> None:  # noqa: ANN001 - reportlab callback
-        canvas.saveState()
-        canvas.setFont("STSong-Light", 9)
-        w, h = A4
-        canvas.drawCentredString(w / 2, h - 12 * mm, running_head)
-        canvas.drawCentredString(w / 2, 10 * mm, f"— {doc_.page + folio_offset} —")
-        canvas.restoreState()
+        draw_running_head_and_folio(canvas, running_head, doc_.page + folio_offset)
 
     story = []
     for i, p in enumerate(paras):

@@ -8,6 +8,7 @@ Everything written is read back with lxml, openpyxl and zipfile.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import zipfile
@@ -26,23 +27,17 @@ from pipeline.digest.common import ROLES, body_sentences, problem_clusters, quot
 from pipeline.digest.qdpx import write_qdpx
 from pipeline.run import RunConfig, load_frames, run
 
-ID_COLUMNS = ("doc_id", "doc_id_a", "doc_id_b", "article_id", "article_id_a", "article_id_b", "unit", "unit_a",
-              "unit_b", "cluster_id", "source")
+
+def _bench_digest():
+    """benchmarks/bench_digest.py, whose season scaler these tests also use (one scaler, tested)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_digest", Path(__file__).resolve().parent.parent / "benchmarks" / "bench_digest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def repeat_season(frames: dict[str, pd.DataFrame], k: int) -> dict[str, pd.DataFrame]:
-    """The run's tables k times over, copy i's ids, units and file names suffixed ~i."""
-    out = {}
-    for name, df in frames.items():
-        parts = [df]
-        for i in range(1, k):
-            c = df.copy()
-            for col in ID_COLUMNS:
-                if col in c.columns:
-                    c[col] = c[col].astype(str) + f"~{i}"
-            parts.append(c)
-        out[name] = pd.concat(parts, ignore_index=True)
-    return out
+repeat_season = _bench_digest().scale_frames
 
 
 @pytest.fixture(scope="module")
