@@ -14,6 +14,13 @@ mark through /proc/self/clear_refs; elsewhere the peak includes imports.)
 distinct per copy) to try season sizes no one wants to run the whole pipeline for: a 200-report
 run at ``--scale 5`` is a 1,000-report season of ~400,000 sentences. ``--writers`` picks a few
 (``--writers tables.xlsx digest.html``).
+
+``--parts`` (issue 8) times tables.xlsx and corpus.qdpx the way a run makes them: per-file fragments
+built cold in this one process (``xlsx.document_part``, ``qdpx.document_part``, from the run's rows
+grouped by doc_id), then the season assembly from ready fragments (with a warm memo), medians of
+``--repeat`` runs:
+
+    python benchmarks/bench_digest.py /tmp/season1000_ref --parts --repeat 3
 """
 
 from __future__ import annotations
@@ -100,6 +107,54 @@ def _measure(run_dir: str, scale: int, name: str, out: str, queue: Any) -> None:
     queue.put((before, _peak_mib()))
 
 
+def bench_parts(frames: dict[str, pd.DataFrame], repeat: int) -> None:
+    """Fragments built cold (per file, one process), then assembled from them (warm memo)."""
+    import pyarrow as pa
+
+    from pipeline.digest import qdpx, xlsx
+
+    docs, s = frames["documents"], frames["sentences"]
+    codes, _ = pd.factorize(s["doc_id"].astype(str))
+    order = codes.argsort(kind="stable")
+    s = s.iloc[order]
+    bounds = [0, *((codes[order][1:] != codes[order][:-1]).nonzero()[0] + 1).tolist(), len(s)]
+    row_of = {str(d): i for i, d in enumerate(docs["doc_id"])}
+    tables = [{"documents": docs.iloc[[row_of[str(s["doc_id"].iloc[a])]]], "sentences": s.iloc[a:b]}
+              for a, b in zip(bounds, bounds[1:], strict=False)]
+    build: dict[str, list[float]] = {"xlsx": [], "qdpx": []}
+    parts: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        parts = [{"sentences": pa.Table.from_pandas(t["sentences"], preserve_index=False)} for t in tables]
+        for key, make in (("xlsx", xlsx.document_part), ("qdpx", qdpx.document_part)):
+            t0 = time.perf_counter()
+            for p, t in zip(parts, tables, strict=True):
+                p[key] = make(t)
+            build[key].append(time.perf_counter() - t0)
+    small = {k: v for k, v in frames.items() if k != "sentences"}
+    memo: dict[str, Any] = {}
+    assemble: dict[str, list[float]] = {"tables.xlsx": [], "corpus.qdpx": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        xlsx.write_xlsx(small, Path(tmp) / "tables.xlsx", parts, memo=memo)  # fills the memo (a cold run)
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            xlsx.write_xlsx(small, Path(tmp) / "tables.xlsx", parts, memo=memo)
+            assemble["tables.xlsx"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            qdpx.write_qdpx(small, _meta(frames), Path(tmp) / "corpus.qdpx", parts)
+            assemble["corpus.qdpx"].append(time.perf_counter() - t0)
+        sizes = {n: (Path(tmp) / n).stat().st_size for n in assemble}
+    print(f"{len(tables)} files with sentences; fragments: "
+          f"{sum(len(p['xlsx'].body.data) for p in parts) / 1e6:.1f} MB xlsx, "
+          f"{sum(len(p['qdpx'].text.data) + len(p['qdpx'].selections.data) for p in parts if p['qdpx']) / 1e6:.1f}"
+          " MB qdpx (compressed)")
+    for key, ts in build.items():
+        print(f"build {key:11s} median {statistics.median(ts):6.2f}s over {len(ts)} runs (all files, cold)")
+    for name, ts in assemble.items():
+        print(f"assemble {name:11s} median {statistics.median(ts):6.2f}s over {len(ts)} runs   "
+              f"{sizes[name] / 1e6:6.2f} MB")
+    print(f"assemble both   median-sum {sum(statistics.median(t) for t in assemble.values()):6.2f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
@@ -107,8 +162,12 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS per deliverable")
     ap.add_argument("--writers", nargs="*", help="only these deliverables (file names)")
     ap.add_argument("--scale", type=int, default=1, help="repeat the run's tables K times in memory")
+    ap.add_argument("--parts", action="store_true", help="time per-file fragments and their assembly")
     a = ap.parse_args()
     frames = scale_frames(load_frames(a.run_dir), a.scale)
+    if a.parts:
+        bench_parts(frames, a.repeat)
+        return
     s = frames["sentences"]
     meta = _meta(frames)
     print(f"{len(frames['documents'])} documents, {len(s)} sentences, "

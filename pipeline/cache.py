@@ -5,20 +5,16 @@ pipeline's fingerprint (the source of every per-document stage, the dictionaries
 model files).  Change any of those and the entry simply is not found, so a stale result can
 never leak into a run; change one file of 1,000 and only that file is re-done.
 
-Entries are pickles written atomically (temporary file + ``os.replace``): a run killed with
-SIGKILL leaves either a whole entry or none.  An unreadable entry counts as a miss.
+Entries live in ``pipeline.season.EntryStore`` (written atomically: a run killed with SIGKILL
+leaves either a whole entry or none; an unreadable entry counts as a miss).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import shutil
-import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -26,11 +22,15 @@ PACKAGE = Path(__file__).resolve().parent
 #: stages, other verbs); everything else under pipeline/ is part of the fingerprint
 _NOT_PER_DOCUMENT = {
     "run.py", "cli.py", "outputs.py", "executor.py", "cache.py", "progress.py", "lock.py",
-    "evaluate.py", "__main__.py", "api.py", "analyze", "digest",
+    "evaluate.py", "__main__.py", "api.py", "season.py", "analyze", "digest",
 }
 
 #: bump when the layout of a cached entry changes
-ENTRY_FORMAT = "1"
+ENTRY_FORMAT = "2"
+#: bump when the layout of cached per-file parts changes
+PARTS_FORMAT = "1"
+#: the season-level code whose per-file parts are cached (``parts_fingerprint``)
+PARTS_PACKAGES = ("analyze", "digest")
 
 
 def _fingerprint_files() -> list[tuple[str, Path]]:
@@ -72,6 +72,19 @@ def pipeline_fingerprint() -> str:
     return h.hexdigest()
 
 
+@cache
+def parts_fingerprint() -> str:
+    """Hash of everything a file's parts depend on: its entry's pipeline plus the season-level
+    code that builds parts from it (``pipeline/analyze``, ``pipeline/digest``)."""
+    h = hashlib.sha256(f"{PARTS_FORMAT}\x1f{pipeline_fingerprint()}".encode())
+    for pkg in PARTS_PACKAGES:
+        for p in sorted((PACKAGE / pkg).rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"):
+                h.update(p.relative_to(PACKAGE).as_posix().encode())
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def file_digest(path: Path) -> str | None:
     """sha256 of a regular file's bytes; None when it cannot be read (such files are not cached)."""
     try:
@@ -89,47 +102,3 @@ def file_digest(path: Path) -> str | None:
 def entry_key(digest: str, source: str, extra: str = "") -> str:
     return hashlib.sha256("\x1f".join((pipeline_fingerprint(), digest, source, extra))
                           .encode("utf-8", "surrogateescape")).hexdigest()
-
-
-class Cache:
-    """A folder of entries ``<fingerprint[:16]>/<key[:2]>/<key>.pkl``."""
-
-    def __init__(self, root: Path, enabled: bool = True) -> None:
-        self.root = root
-        self.enabled = enabled
-        self.folder = root / pipeline_fingerprint()[:16]
-
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.pkl"
-
-    def get(self, key: str | None) -> Any | None:
-        if not self.enabled or key is None:
-            return None
-        try:
-            with self._path(key).open("rb") as fh:
-                return pickle.load(fh)
-        except FileNotFoundError:
-            return None
-        except Exception:  # a damaged entry is only a miss; it is overwritten below
-            return None
-
-    def put(self, key: str | None, value: Any) -> None:
-        if not self.enabled or key is None:
-            return
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except OSError:
-            return  # a full disk costs speed on the next run, not this run's outputs
-
-    def prune_other_versions(self) -> None:
-        """Drop entries written by other pipeline versions (they can never be hit again)."""
-        if not self.enabled or not self.root.is_dir():
-            return
-        for d in self.root.iterdir():
-            if d.is_dir() and d != self.folder:
-                shutil.rmtree(d, ignore_errors=True)

@@ -295,3 +295,145 @@ def test_season_tables_reach_html_and_xlsx(out: Path) -> None:
             rows = tree.xpath("//section[@id='figures']//tr[@data-unit]")
             assert len(rows) == min(len(df), MAX_TABLE_ROWS)
     assert present >= 2  # the matrix and at least one more season table were produced and checked
+
+
+# ------------------------------------------------------------------ per-file parts (issue 8)
+
+def _parts(frames: dict[str, pd.DataFrame]) -> list[dict[str, object]]:
+    """The parts a run passes: each file's digest parts plus its sentences as an Arrow table."""
+    import pyarrow as pa
+
+    from pipeline.digest import document_parts
+    from pipeline.digest.common import frames_to_docs
+
+    return [{**document_parts(d), "sentences": pa.Table.from_pandas(d["sentences"], preserve_index=False)}
+            for d in frames_to_docs(frames)]
+
+
+def _meta(frames: dict[str, pd.DataFrame]) -> dict[str, object]:
+    return {"season": "部件", "ok": len(frames["documents"]), "rejected": 0, "sentences": len(frames["sentences"])}
+
+
+def test_page_and_document_from_parts_need_no_sentences_table(out: Path) -> None:
+    """From per-file parts (no frames["sentences"]) the page and the Word document are those the whole
+    frames give; a file whose digest part is missing (its part failed) is read from its sentences."""
+    from pipeline.digest.docx import build_docx
+    from pipeline.digest.html import render_html
+    from pipeline.run import load_frames
+
+    frames = load_frames(out)
+    parts = _parts(frames)
+    assert len(parts) == frames["sentences"]["doc_id"].nunique() >= 3
+    small = {k: v for k, v in frames.items() if k != "sentences"}
+    page = render_html(small, _meta(frames), parts=parts)
+    assert page == render_html(frames, _meta(frames))
+    assert INJECTION not in page and "基层统计力量薄弱" in page
+    broken = [dict(p) for p in parts]
+    del broken[0]["body"]
+    assert render_html(small, _meta(frames), parts=broken) == page
+    a = build_docx(small, _meta(frames), parts).element
+    b = build_docx(frames, _meta(frames)).element
+    assert etree.tostring(a) == etree.tostring(b)
+    assert any(INJECTION in t.text for t in a.iter("{*}t") if t.text)
+
+
+def test_document_parts_are_small_deterministic_and_picklable(out: Path) -> None:
+    import pickle
+
+    from pipeline.digest import document_parts
+    from pipeline.digest.common import frames_to_docs
+    from pipeline.run import load_frames
+
+    docs = frames_to_docs(load_frames(out))
+    for d in docs:
+        body = pickle.dumps(document_parts(d)["body"])
+        again = pickle.dumps(document_parts({k: v.copy() for k, v in d.items()})["body"])
+        assert body == again
+        # a few bytes per sentence: bit masks, coded rows' unit/role/confidence, a few quote candidates
+        assert len(body) < 2048 + 8 * len(d["sentences"]), (len(body), len(d["sentences"]))
+
+
+def _season(frames: dict[str, pd.DataFrame], k: int) -> dict[str, pd.DataFrame]:
+    """k copies of the run (ids and units distinct per copy except every third copy, which shares its
+    units with copy 0 so units span files), confidences coarsened to one decimal so that ties across
+    files and within units decide the selections (copy 2's then divided by 3: off the 1e-4 grid)."""
+    out: dict[str, pd.DataFrame] = {}
+    for name, df in frames.items():
+        copies = []
+        for i in range(k):
+            c = df.copy()
+            for col in ("doc_id", "article_id", "source"):
+                if col in c.columns:
+                    c[col] = c[col].astype(str) + f"~{i}"
+            if "unit" in c.columns and i % 3:
+                c["unit"] = c["unit"].astype(str) + f"~{i}"
+            if name == "sentences":
+                c["confidence"] = (c["confidence"] * 10).round() / 10
+                if i == 2:  # one copy's confidences not on the tagger's 1e-4 grid (kept as floats)
+                    c["confidence"] = c["confidence"] / 3
+            copies.append(c)
+        out[name] = pd.concat(copies, ignore_index=True)
+    out.pop("matrix", None)  # the role table then comes from the parts' counts
+    return out
+
+
+def _old_quotes(body: pd.DataFrame, per_role: int) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """The season-wide rule on the whole table: most confident first, then lower idx, then row order."""
+    coded = body[body["label"].isin(ROLES)].sort_values(["confidence", "idx"], ascending=[False, True],
+                                                       kind="stable")
+    top = coded.groupby(["unit", "label"], sort=False).head(per_role)
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for d, i, u, lab in top[["doc_id", "idx", "unit", "label"]].itertuples(index=False):
+        out.setdefault((u, lab), []).append((d, int(i)))
+    return out
+
+
+def _old_search(body: pd.DataFrame, quoted: set[tuple[str, int]], limit: int) -> list[tuple[str, int]]:
+    """The page's search rows by the season-wide rule: coded rows by rank within unit × role (then
+    confidence, then row order) up to limit, plus every quote, in season order."""
+    coded = body[body["label"].isin(ROLES)]
+    order = coded.sort_values("confidence", ascending=False, kind="stable")
+    rank = order.groupby(["unit", "label"], sort=False).cumcount()
+    keep = set(rank.sort_values(kind="stable").index[:limit])
+    return [(d, int(i)) for j, d, i in zip(coded.index, coded["doc_id"], coded["idx"], strict=True)
+            if j in keep or (d, int(i)) in quoted]
+
+
+def test_selections_from_parts_are_the_season_wide_ones(out: Path) -> None:
+    """Quotes (best of the files' bests) and the capped search set computed from per-file parts equal
+    the season-wide rule applied to the whole sentences table, ties included; counts too."""
+    from pipeline.digest.common import body_sentences, quotes_per_role, unit_profiles
+    from pipeline.digest.html import render_html
+    from pipeline.run import load_frames
+
+    season = _season(load_frames(out), 7)
+    body = body_sentences(season)
+    parts = _parts(season)
+    small = {k: v for k, v in season.items() if k != "sentences"}
+    profiles = unit_profiles(small, per_role=3, parts=parts)
+    assert {u["unit"] for u in profiles} == set(body["unit"])
+    want = _old_quotes(body, 3)
+    for u in profiles:
+        g = body[body["unit"] == u["unit"]]
+        assert u["n"] == len(g)
+        for role in ROLES:
+            got = [(q["doc_id"], q["idx"]) for q in u["roles"][role]["quotes"]]
+            assert got == want.get((u["unit"], role), []), (u["unit"], role)
+            assert u["roles"][role]["n"] == int((g["label"] == role).sum())
+    assert sum(len(v) for v in want.values()) > len(want)  # several quotes per unit × role were ranked
+
+    per_role = quotes_per_role(body["unit"].nunique())
+    quoted = {q for v in _old_quotes(body, per_role).values() for q in v}
+    limit = len(body[body["label"].isin(ROLES)]) // 3
+    tree = lxml_html.fromstring(render_html(small, _meta(season), max_embedded=limit, parts=parts))
+    data = json.loads(tree.get_element_by_id("sentences-data").text)
+    f = {name: i for i, name in enumerate(data["fields"])}
+    rows = [(data["docs"][r[f["doc"]]][0], r[f["idx"]]) for r in data["rows"]]
+    assert rows == _old_search(body, quoted, limit)
+    assert data["total"] == len(body)
+    # the role table without a matrix comes from the parts' counts
+    first = tree.xpath("//section[@id='overview']//tr[@data-unit]")[0]
+    unit = first.get("data-unit")
+    counts = [int(td.text) for td in first.xpath("./td[@class='n']")]
+    g = body[body["unit"] == unit]
+    assert counts == [int((g["label"] == r).sum()) for r in (*ROLES, "other")]

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import REPO, SAMPLE, seed
 
-from pipeline.cache import Cache, entry_key, file_digest, pipeline_fingerprint
+from pipeline.cache import entry_key, file_digest, pipeline_fingerprint
 from pipeline.executor import LocalPool, WorkerDied
 from pipeline.lock import RunLock
 from pipeline.run import RunConfig, RunError, columnar, frames_from_parts, process_path, run
+from pipeline.season import EntryStore
 from pipeline.tables import to_frames
 
 TABLES = ("documents.csv", "articles.parquet", "toc.parquet", "sentences.parquet", "matrix.parquet")
@@ -100,13 +102,23 @@ def test_cache_key_follows_bytes_source_and_pipeline_version(tmp_path: Path, mon
     a.write_text("一、工作成绩\n完成任务！\n", encoding="utf-8")
     assert entry_key(file_digest(a), str(a)) != k
 
-    cache = Cache(tmp_path / "cache")
-    assert cache.get(k) is None
-    cache.put(k, {"tables": {}, "n": 1})
-    assert cache.get(k) == {"tables": {}, "n": 1}
-    entry = next((tmp_path / "cache").rglob(f"{k}.pkl"))
-    entry.write_bytes(entry.read_bytes()[:5])  # a damaged entry is a miss, not a crash
-    assert cache.get(k) is None
+    store = EntryStore(tmp_path / "cache", "v1")
+    assert store.get(k) is None
+    sentences = pa.table({"text": ["完成任务。"], "idx": [0]})
+    docs = pa.table({"doc_id": ["d"], "status": ["ok"]})
+    store.put(k, {"tables": {"documents": docs, "sentences": sentences}, "warnings": ["w"],
+                  "timings": {}}, {"analyze": {"n": 1, "big": b"x" * 100}}, "pv1")
+    entry = store.get(k)
+    assert entry is not None and entry.load()["warnings"] == ["w"]
+    assert entry.sentences().equals(sentences) and entry.load()["tables"]["documents"].equals(docs)
+    blob = entry.parts("pv1")
+    assert blob is not None and blob.get("analyze", "big") == b"x" * 100
+    assert entry.parts("pv2") is None  # parts of other season-level code are not found
+    entry.put_parts("pv2", {"analyze": {"n": 2}})
+    assert entry.parts("pv1") is None and entry.parts("pv2").get("analyze", "n") == 2
+    pkl = entry.folder / "entry.pkl"
+    pkl.write_bytes(pkl.read_bytes()[:5])  # a damaged entry is a miss, not a crash
+    assert store.get(k) is None
 
     # an extra dictionary folder changes what the stages do, hence the fingerprint
     pipeline_fingerprint.cache_clear()  # computed afresh from the files as they are now
@@ -202,3 +214,48 @@ def test_run_killed_with_sigkill_then_rerun_equals_a_clean_run(tmp_path: Path) -
     assert f"reused {m['reused']} of 9 documents" in stdout
     assert _tables(out) == _tables(clean)
     assert not list(out.glob(".staging-*"))
+
+
+def test_folder_memo_survives_processes_and_damage(tmp_path: Path) -> None:
+    from pipeline.season import FolderMemo
+
+    memo = FolderMemo(tmp_path / "memo")
+    assert memo.get("block:abc") is None and memo.misses == 1
+    memo["block:abc"] = [1, 2, 3]
+    again = FolderMemo(tmp_path / "memo")  # a later run reads what an earlier one wrote
+    assert again["block:abc"] == [1, 2, 3] and again.hits == 1 and "block:abc" in again
+    path = next((tmp_path / "memo").rglob("*.pkl"))
+    path.write_bytes(b"\x80\x05garbage")
+    assert again.get("block:abc") is None  # damaged: recomputed, never a crash
+
+
+def test_corrections_reach_every_table_through_the_cache(tmp_path: Path) -> None:
+    inputs = _inputs(tmp_path, n=3)
+    out = tmp_path / "out"
+    run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    before = _tables(out)
+    s = pd.read_parquet(out / "sentences.parquet")
+    body = s[(s["kind"] == "body") & (s["label"] == "strength")]
+    row = body.iloc[0]
+    fix = tmp_path / "fix.csv"
+    pd.DataFrame([{"text": row["text"], "source": row["source"], "correct_label": "gap"}]).to_csv(
+        fix, index=False)
+
+    m = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1, corrections=fix))
+    assert m["reused"] == m["files_in"]  # the files' entries are reused; only parts are redone
+    s2 = pd.read_parquet(out / "sentences.parquet")
+    hit = s2[(s2["doc_id"] == row["doc_id"]) & (s2["idx"] == row["idx"])]
+    assert list(hit["label"]) == ["gap"] and list(hit["evidence"]) == ["correction"]
+    unit = row["unit"] or "(未识别)"
+    def gaps(folder: Path) -> int:
+        mx = pd.read_parquet(folder / "matrix.parquet")
+        return int(mx.loc[(mx["unit"] == unit) & (mx["label"] == "gap"), "n"].sum())
+    clean = tmp_path / "clean"
+    run(RunConfig(inputs=[str(inputs)], out=clean, jobs=1, use_cache=False, corrections=fix))
+    assert _tables(out) == _tables(clean)  # cached parts + corrections = a clean corrected run
+    assert gaps(out) == gaps(tmp_path / "clean")
+    s_old = pd.read_parquet(tmp_path / "clean" / "sentences.parquet")
+    assert (s_old["label"] == "gap").sum() == (s["label"] == "gap").sum() + 1
+
+    run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))  # corrections withdrawn
+    assert _tables(out) == before

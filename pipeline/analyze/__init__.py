@@ -1,36 +1,118 @@
 """Analyze: cross-unit tables over a season's tagged sentences.
 
-``analyze(frames)`` returns every season table run.py writes as ``<name>.parquet``: the role
-matrix, distinctive words per unit, recurring problems, shared passages (copies) and figures.
+Two steps (issue 8): ``document_parts(doc)`` computes, once per input file and cached with it,
+everything the season tables need from that file alone (counts, problem items, MinHash band keys,
+figures); ``analyze_parts(parts, frames, memo)`` combines the files' parts into the tables run.py
+writes as ``<name>.parquet``: the role matrix, distinctive words per unit, recurring problems,
+shared passages (copies) and figures. Cross-file work worth keeping between runs (the grouping
+of each block of problem items) goes into ``memo``, keyed by content.
+
+``analyze(frames)`` is the same computation from whole-season frames (API, notebook, tests).
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import time
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
 
-from .copies import find_copies
-from .figures import figures_table
-from .keywords import distinctive_words
-from .matrix import content_sentences, role_matrix
-from .problems import problem_items, recurring_problems
+import pandas as pd
+import pyarrow as pa
+
+from .copies import combine_copies, copy_part, fetch_rows, find_copies
+from .figures import combine_figures, figure_part, figures_table
+from .keywords import combine_keywords, distinctive_words, keyword_part
+from .matrix import combine_matrix, content_sentences, matrix_part, role_matrix
+from .problems import PROBLEM_LABELS, combine_problems, part_key, problem_parts, recurring_problems
 from .text import sentence_tokens, word_codes
 
-__all__ = ["analyze", "role_matrix", "content_sentences", "distinctive_words", "recurring_problems",
-           "find_copies", "figures_table"]
+__all__ = ["analyze", "analyze_parts", "document_parts", "doc_tables", "role_matrix",
+           "content_sentences", "distinctive_words", "recurring_problems", "find_copies",
+           "figures_table"]
+
+DocTables = dict[str, pd.DataFrame]
+#: parts[i]["sentences"]: the file's sentences as an Arrow table (INTERFACE)
+SENTENCES = "sentences"
+_NAMES = frozenset({"matrix", "keywords", "copies", "figures", "digest",
+                    *(part_key(label) for label in PROBLEM_LABELS)})
+
+
+#: a file's content digest of each table's part (``digest[name]``): what the memo keys on
+DIGEST = "digest"
+
+
+def document_parts(doc: DocTables) -> dict[str, Any]:
+    """Everything the season tables need from one input file (its rows only; picklable and
+    deterministic). Words are taken once from the segment stage's ``tokens`` and shared.
+    Problem items are one value per label (a combine loads only the labels it rebuilds), and
+    ``digest`` holds a content hash of each of those values."""
+    content = content_sentences(doc["sentences"])
+    problems, digests = problem_parts(content)
+    return {
+        "matrix": matrix_part(content),
+        "keywords": keyword_part(content, words=word_codes(sentence_tokens(content))),
+        **problems,
+        "copies": copy_part(content),
+        "figures": figure_part(content),
+        DIGEST: digests,
+    }
+
+
+def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.DataFrame],
+                  memo: MutableMapping[str, Any] | None = None, *,
+                  timings: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
+    """Season tables from the files' parts (in input order). ``frames`` (documents, articles,
+    toc) are not needed by today's tables; ``memo`` keeps, across runs, each problem label's table
+    (under the digests of its files' items) and the block groupings of recurring problems (same
+    result with an empty memo as with a full one). A file whose part failed (its mapping lacks
+    the tables' keys) is left out. ``timings``: seconds per table, filled in when given."""
+    ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
+    tm = timings if timings is not None else {}
+
+    def each(name: str) -> Iterator[Any]:  # one file at a time: a lazy part is loaded on access
+        return (p[name] for p in ok)
+
+    out: dict[str, pd.DataFrame] = {}
+    t0 = time.perf_counter()
+    out["matrix"] = combine_matrix(each("matrix"))
+    t1 = time.perf_counter()
+    out["keywords"] = combine_keywords(each("keywords"))
+    t2 = time.perf_counter()
+    out["problems"] = combine_problems(ok, memo=memo, digests=list(each(DIGEST)))
+    t3 = time.perf_counter()
+    copy_parts = [p["copies"] for p in ok]
+    out["copies"] = combine_copies(
+        copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows))
+    t4 = time.perf_counter()
+    out["figures"] = combine_figures(each("figures"))
+    t5 = time.perf_counter()
+    tm.update(matrix=t1 - t0, keywords=t2 - t1, problems=t3 - t2, copies=t4 - t3, figures=t5 - t4)
+    return out
+
+
+def doc_tables(frames: Mapping[str, pd.DataFrame]) -> list[DocTables]:
+    """Whole-season frames → one DocTables per document, in order of first appearance."""
+    sentences = frames["sentences"]
+    out: list[DocTables] = []
+    if sentences.empty:
+        return out
+    for doc_id, rows in sentences.groupby("doc_id", sort=False):
+        doc: DocTables = {"sentences": rows}
+        for name in ("documents", "articles", "toc"):
+            f = frames.get(name)
+            if f is not None and "doc_id" in f:
+                doc[name] = f[f["doc_id"] == doc_id]
+        out.append(doc)
+    return out
 
 
 def analyze(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Season tables from the per-document tables (stage 6).
-
-    Words are taken once from the segment stage's ``tokens`` (no second jieba pass) and shared:
-    the keyword table and the problem items use the same content words.
-    """
-    sentences = frames["sentences"]
-    content = content_sentences(sentences)
-    return {
-        "matrix": role_matrix(content),
-        "keywords": distinctive_words(content, words=word_codes(sentence_tokens(content))),
-        "problems": recurring_problems(content, items=problem_items(content)),
-        "copies": find_copies(content),
-        "figures": figures_table(content),
-    }
+    """Season tables from the whole-season frames (stage 6): the same code path as a run, the
+    parts built here from ``frames["sentences"]`` grouped by document."""
+    parts = []
+    for doc in doc_tables(frames):
+        p = document_parts(doc)
+        p[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
+        parts.append(p)
+    small = {k: v for k, v in frames.items() if k != "sentences"}
+    return analyze_parts(parts, small)

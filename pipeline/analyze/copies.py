@@ -18,14 +18,17 @@ the table is the same in every run and under every PYTHONHASHSEED.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
-from .matrix import content_sentences
-from .text import unit_names
+from .matrix import CONTENT_KINDS, content_sentences
+from .text import UNKNOWN_UNIT
 
 COLUMNS = ["doc_id_a", "doc_id_b", "article_id_a", "article_id_b", "unit_a", "unit_b", "text",
            "n_chars", "share_a", "share_b", "page_a", "page_b", "similarity"]
@@ -101,125 +104,298 @@ def minhash_signatures(texts: list[str], num_perm: int = NUM_PERM, seed: int = S
     return sig
 
 
-def candidate_pairs(sig: np.ndarray, rows: int = ROWS, max_bucket: int = MAX_BUCKET) -> np.ndarray:
-    """(i, j) pairs, i < j, that share at least one LSH band; sorted, no repeats.
-
-    Buckets are runs of equal band keys after sorting; the pairs inside all buckets are made at
-    once (member k with member k + d of the same bucket, for d = 1, 2, …), not bucket by bucket.
-    """
+def band_keys(sig: np.ndarray, rows: int = ROWS) -> np.ndarray:
+    """(n, bands) LSH band keys: each band's ``rows`` signature values hashed into one uint64."""
     n, num_perm = sig.shape
-    ids = np.arange(n, dtype=np.int64)
-    found: list[np.ndarray] = []
+    keys = np.zeros((n, num_perm // rows), dtype=np.uint64)
+    s64 = sig.astype(np.uint64, copy=False)
     with np.errstate(over="ignore"):
         for band in range(num_perm // rows):
             key = np.zeros(n, dtype=np.uint64)
             for k in range(band * rows, (band + 1) * rows):
-                key = key * _U64(0x100000001B3) + sig[:, k]
-            order = np.lexsort((ids, key))  # by key, then by id: pairs come out with i < j
-            ks = key[order]
-            start = np.concatenate(([True], ks[1:] != ks[:-1]))
-            bucket = np.cumsum(start) - 1
-            size = np.bincount(bucket)[bucket]
-            ok = (size >= 2) & (size <= max_bucket)
-            if not ok.any():
-                continue
-            m, b = order[ok], bucket[ok]
-            for d in range(1, int(size[ok].max())):
-                same = b[:-d] == b[d:]
-                found.append(m[:-d][same] * n + m[d:][same])
+                key = key * _U64(0x100000001B3) + s64[:, k]
+            keys[:, band] = key
+    return keys
+
+
+def candidate_pairs(sig: np.ndarray, rows: int = ROWS, max_bucket: int = MAX_BUCKET) -> np.ndarray:
+    """(i, j) pairs, i < j, that share at least one LSH band; sorted, no repeats."""
+    return pairs_from_band_keys(band_keys(sig, rows), max_bucket)
+
+
+def pairs_from_band_keys(keys: np.ndarray, max_bucket: int = MAX_BUCKET) -> np.ndarray:
+    """(i, j) pairs, i < j, whose texts share at least one band key; sorted, no repeats.
+
+    Buckets are runs of equal band keys after sorting; the pairs inside all buckets are made at
+    once (member k with member k + d of the same bucket, for d = 1, 2, …), not bucket by bucket.
+    """
+    n = keys.shape[0]
+    found: list[np.ndarray] = []
+    for band in range(keys.shape[1]):
+        # most keys are unique: a hash pass finds the shared ones, and only those are sorted
+        codes, _ = pd.factorize(keys[:, band])
+        size = np.bincount(codes)[codes]
+        ids = np.flatnonzero((size >= 2) & (size <= max_bucket))
+        if not len(ids):
+            continue
+        key = keys[ids, band]
+        order = ids[np.argsort(key, kind="stable")]  # by key, then by id: pairs come out with i < j
+        ks = keys[order, band]
+        start = np.concatenate(([True], ks[1:] != ks[:-1]))
+        bucket = np.cumsum(start) - 1
+        size = np.bincount(bucket)[bucket]
+        ok = (size >= 2) & (size <= max_bucket)
+        if not ok.any():
+            continue
+        m, b = order[ok], bucket[ok]
+        for d in range(1, int(size[ok].max())):
+            same = b[:-d] == b[d:]
+            found.append(m[:-d][same] * n + m[d:][same])
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
-    flat = np.unique(np.concatenate(found))
+    flat = np.sort(np.concatenate(found))  # sort + drop repeats: several times np.unique's speed
+    flat = flat[np.concatenate(([True], flat[1:] != flat[:-1]))]
     return np.stack((flat // n, flat % n), axis=1)
 
 
-def find_copies(sentences: pd.DataFrame) -> pd.DataFrame:
-    """copies.parquet: one row per shared passage between two articles (or documents)."""
+def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
+    """One file's share of the copy search: its articles (sorted by key) with their row counts
+    and characters, each content row's normalized length, and for the long rows their text
+    (each distinct text once, with its LSH band keys: the MinHash is computed here, once per
+    file) and where to fetch the sentence (``doc_id``, ``idx``) when a row ends up in a copy."""
     s = content_sentences(sentences)
-    if s.empty:
-        return _empty()
-    s = s.assign(key=_article_key(s), unit=unit_names(s), norm=s["text"].fillna("").astype(str).map(_norm))
-    s = s.sort_values(["key", "idx"], kind="stable").reset_index(drop=True)
-    n_norm = s["norm"].str.len()
-    total_chars = n_norm.groupby(s["key"]).sum().to_dict()
-    long = s[n_norm >= MIN_SENTENCE_CHARS]
-    if long["key"].nunique() < 2:
-        return _empty()
+    s = s.assign(key=_article_key(s), norm=s["text"].fillna("").astype(str).map(_norm))
+    s = s.sort_values(["key", "idx"], kind="stable")
+    nlen = s["norm"].str.len().to_numpy(dtype=np.int64)
+    key_codes, keys = pd.factorize(s["key"])  # sorted rows: keys in sorted order
+    long_rows = np.flatnonzero(nlen >= MIN_SENTENCE_CHARS)
+    codes, texts = pd.factorize(s["norm"].iloc[long_rows])
+    texts = [str(t) for t in texts]
+    sig = minhash_signatures(texts)
+    doc_codes, docs = pd.factorize(s["doc_id"].astype(str))
+    return {
+        "keys": np.asarray(keys, dtype=object),
+        "key_rows": np.bincount(key_codes, minlength=len(keys)).astype(np.int32),
+        "key_chars": np.bincount(key_codes, weights=nlen, minlength=len(keys)).astype(np.int64),
+        "nlen": nlen.astype(np.int32),
+        "long": long_rows.astype(np.int32),  # row numbers (in key order) of the long rows
+        "long_text": codes.astype(np.int32),  # each long row's text
+        "texts": pa.array(texts, type=pa.string()),  # Arrow: concatenated and encoded without Python
+        "bands": band_keys(sig),
+        "docs": np.asarray(docs, dtype=object),
+        "doc": doc_codes.astype(np.int32),
+        "idx": s["idx"].to_numpy(dtype=np.int64),
+    }
 
-    # identical sentences are hashed once; each unique text remembers where it occurs
-    codes, texts_arr = pd.factorize(long["norm"])
-    texts = texts_arr.tolist()
-    where: list[list[int]] = [[] for _ in texts]
-    for i, c in zip(long.index.tolist(), codes.tolist(), strict=True):
-        where[c].append(i)
-    pairs = candidate_pairs(minhash_signatures(texts))
+
+def combine_copies(parts: Sequence[Mapping[str, Any]],
+                   fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]]) -> pd.DataFrame:
+    """copies.parquet from the files' parts: one row per shared passage between two articles.
+
+    ``fetch(file, rows)``: text, doc_id, article_id, unit and page of those rows of that file's
+    part (row numbers in the part's key order), in that order. Rows are numbered as if the whole
+    season were sorted by article key and idx, and texts by first appearance in that order, so
+    every tie breaks as when the season was searched at once.
+    """
+    keys_l = [p["keys"] for p in parts]
+    n_keys = np.array([len(k) for k in keys_l], dtype=np.int64)
+    if not n_keys.sum():
+        return _empty()
+    all_keys = np.concatenate(keys_l)
+    key_rows = np.concatenate([p["key_rows"] for p in parts]).astype(np.int64)
+    key_chars = np.concatenate([p["key_chars"] for p in parts])
+    korder = np.argsort(all_keys.astype(str), kind="stable")  # season order: by article key
+    rank = np.empty(len(korder), dtype=np.int64)
+    rank[korder] = np.arange(len(korder))
+    gstart = np.zeros(len(korder), dtype=np.int64)
+    gstart[korder] = np.concatenate(([0], np.cumsum(key_rows[korder])[:-1]))
+    # per long row: its global row number, its article (rank) and its text
+    rows_l, art_l, text_l, nlen_l, bands_l, texts_all = [], [], [], [], [], []  # type: ignore[var-annotated]
+    k_off = t_off = 0
+    file_of_key = np.repeat(np.arange(len(parts)), n_keys)
+    for p, nk in zip(parts, n_keys.tolist(), strict=True):
+        kr = p["key_rows"].astype(np.int64)
+        lstart = np.concatenate(([0], np.cumsum(kr)[:-1]))
+        row_key = np.repeat(np.arange(nk), kr) + k_off  # global key index of every row
+        grow = gstart[row_key] + np.arange(len(row_key)) - lstart[row_key - k_off]
+        nlen_l.append((grow, p["nlen"]))
+        lr = p["long"]
+        rows_l.append(grow[lr])
+        art_l.append(rank[row_key[lr]])
+        text_l.append(p["long_text"].astype(np.int64) + t_off)
+        bands_l.append(p["bands"])
+        texts_all.append(p["texts"])
+        k_off += nk
+        t_off += len(p["texts"])
+    n_rows = int(key_rows.sum())
+    nlen = np.zeros(n_rows, dtype=np.int64)
+    for grow, nl in nlen_l:
+        nlen[grow] = nl
+    row_of_g = np.concatenate(rows_l)
+    art_of_row = np.full(n_rows, -1, dtype=np.int64)
+    art_of_row[row_of_g] = np.concatenate(art_l)
+    if len(np.unique(np.concatenate(art_l))) < 2:
+        return _empty()
+    # one code per distinct text, numbered by first appearance in season row order
+    tid, uniq = _factorize(texts_all)
+    occ_text = tid[np.concatenate(text_l)]
+    first_row = np.full(len(uniq), n_rows, dtype=np.int64)
+    np.minimum.at(first_row, occ_text, row_of_g)
+    code_of_tid = np.empty(len(uniq), dtype=np.int64)
+    code_of_tid[np.argsort(first_row, kind="stable")] = np.arange(len(uniq))
+    bands_all = np.concatenate(bands_l)
+    first_local = np.full(len(uniq), -1, dtype=np.int64)
+    first_local[tid[::-1]] = np.arange(len(tid))[::-1]  # a file-local text standing for each
+    n_text = len(uniq)
+    bands = np.empty((n_text, bands_all.shape[1]), dtype=np.uint64)
+    bands[code_of_tid] = bands_all[first_local]
+    texts = uniq.take(pa.array(np.argsort(code_of_tid)))  # Arrow, by code
+    order = np.argsort(row_of_g, kind="stable")
+    long_rows = row_of_g[order]
+    codes = code_of_tid[occ_text][order]
+
+    pairs = pairs_from_band_keys(bands)
     if len(pairs):
-        ratios = process.cpdist([texts[i] for i in pairs[:, 0]], [texts[j] for j in pairs[:, 1]],
-                                scorer=fuzz.ratio, workers=1)
+        tl = texts.to_pylist()  # each distinct text once; the pairs index that list
+        ratios = process.cpdist([tl[i] for i in pairs[:, 0].tolist()],
+                                [tl[j] for j in pairs[:, 1].tolist()], scorer=fuzz.ratio, workers=1)
         pairs, ratios = pairs[ratios >= MIN_RATIO], ratios[ratios >= MIN_RATIO]
     else:
         ratios = np.zeros(0)
     # edges text → confirmed near-duplicate (both ways, and each text to itself at 100)
-    self_loops = np.arange(len(texts))
+    self_loops = np.arange(n_text)
     edges = pd.DataFrame({
         "j": np.concatenate((self_loops, pairs[:, 0], pairs[:, 1])),
         "c": np.concatenate((self_loops, pairs[:, 1], pairs[:, 0])),
-        "r": np.concatenate((np.full(len(texts), 100.0), ratios, ratios)),
+        "r": np.concatenate((np.full(n_text, 100.0), ratios, ratios)),
     })
-    occ = pd.DataFrame({"c": codes, "row": long.index.to_numpy(),
-                        "key": pd.factorize(long["key"])[0]})
+    occ = pd.DataFrame({"c": codes, "key": art_of_row[long_rows]})
     # every sentence a text stands for (its own and its confirmed partners'), and in how many
     # articles they occur: 1 = nothing shared, more than MAX_SPREAD = boilerplate
     spread = edges.merge(occ, on="c").groupby("j")["key"].nunique()
     shared = np.flatnonzero(((spread >= 2) & (spread <= MAX_SPREAD)).reindex(
-        range(len(texts)), fill_value=False).to_numpy())
-    partners: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    e = edges[edges["j"].isin(shared)].sort_values(["j", "c"], kind="stable")
-    for j, c, r in zip(e["j"].tolist(), e["c"].tolist(), e["r"].tolist(), strict=True):
-        partners[j].append((c, r))
+        range(n_text), fill_value=False).to_numpy())
+    keys = art_of_row
+    # every (sentence a, sentence b) of a shared text j and a partner c (or j itself) in another
+    # article; per (article of a, article of b, a) the best partner: highest ratio, ties by c
+    # then b (the order a loop over partners sorted by text, rows in order would meet them)
+    e = edges[edges["j"].isin(shared)]
+    m = (e.merge(pd.DataFrame({"c": codes, "b": long_rows}), on="c")
+         .merge(pd.DataFrame({"j": codes, "a": long_rows}), on="j"))
+    ka, kb = keys[m["a"].to_numpy()], keys[m["b"].to_numpy()]
+    m = m.assign(ka=ka, kb=kb)[ka != kb]
+    m = m.assign(nr=-m["r"]).sort_values(["ka", "kb", "a", "nr", "c", "b"], kind="stable")
+    m = m.drop_duplicates(["ka", "kb", "a"])
+    match: dict[tuple[int, int], dict[int, tuple[int, float]]] = {}
+    cols = [m[c].tolist() for c in ("ka", "kb", "a", "b", "r")]
+    for ka_, kb_, a_, b_, r_ in zip(*cols, strict=True):
+        d = match.get((ka_, kb_))
+        if d is None:
+            d = match[(ka_, kb_)] = {}
+        d[a_] = (b_, r_)
 
-    keys = s["key"].to_numpy()
-    match: dict[tuple[str, str], dict[int, tuple[int, float]]] = defaultdict(dict)
-    for j in shared.tolist():
-        rows = [(i, r) for c, r in partners[j] for i in where[c]]
-        for a in where[j]:
-            for b, r in rows:
-                if keys[a] != keys[b]:
-                    prev = match[(keys[a], keys[b])].get(a)
-                    if prev is None or r > prev[1]:
-                        match[(keys[a], keys[b])][a] = (b, r)
-
-    # plain lists: row lookups in the loop below stay cheap however large the season
-    nlen = n_norm.tolist()
-    text, doc, unit, page = (s["text"].tolist(), s["doc_id"].tolist(), s["unit"].tolist(),
-                             s["page"].tolist())
-    aid = s["article_id"].fillna("").astype(str).tolist() if "article_id" in s else [""] * len(s)
-    out = []
+    total_chars = np.empty(len(korder), dtype=np.int64)
+    total_chars[rank] = key_chars
+    found = []
     for (ka, kb), pairs_ab in sorted(match.items()):
         if ka > kb:
             continue  # each unordered pair once, from its first article's side
-        n_chars_a = sum(nlen[i] for i in pairs_ab)
+        n_chars_a = sum(int(nlen[i]) for i in pairs_ab)
         if len(pairs_ab) < MIN_SHARED_SENTENCES or n_chars_a < MIN_SHARED_CHARS:
             continue
         back = match.get((kb, ka), {})
-        share_a = n_chars_a / max(total_chars.get(ka, 1), 1)
-        share_b = sum(nlen[i] for i in back) / max(total_chars.get(kb, 1), 1)
+        share_a = n_chars_a / max(int(total_chars[ka]), 1)
+        share_b = sum(int(nlen[i]) for i in back) / max(int(total_chars[kb]), 1)
         for run in _passages(sorted(pairs_ab)):
-            a0, b0 = run[0], pairs_ab[run[0]][0]
-            out.append({
-                "doc_id_a": doc[a0], "doc_id_b": doc[b0], "article_id_a": aid[a0],
-                "article_id_b": aid[b0], "unit_a": unit[a0], "unit_b": unit[b0],
-                "text": "".join(text[i] for i in run), "n_chars": int(sum(nlen[i] for i in run)),
-                "share_a": round(min(share_a, 1.0), 4), "share_b": round(min(share_b, 1.0), 4),
-                "page_a": page[a0], "page_b": page[b0],
-                "similarity": round(float(np.mean([pairs_ab[i][1] for i in run])) / 100, 4),
-            })
-    if not out:
+            found.append((run, pairs_ab[run[0]][0], share_a, share_b,
+                          round(float(np.mean([pairs_ab[i][1] for i in run])) / 100, 4)))
+    if not found:
         return _empty()
+    # the sentences of the rows that made it, fetched per file (global row → file, local row)
+    need = sorted({i for run, b0, *_ in found for i in run} | {b0 for _, b0, *_ in found})
+    need_a = np.asarray(need, dtype=np.int64)
+    g_art = korder[np.searchsorted(gstart[korder], need_a, side="right") - 1]  # key index
+    fil = file_of_key[g_art]
+    kstart_file = np.concatenate(([0], np.cumsum(n_keys)[:-1]))
+    local = np.empty(len(need_a), dtype=np.int64)
+    info: dict[int, tuple] = {}
+    for f in np.unique(fil).tolist():
+        sel = np.flatnonzero(fil == f)
+        kr = parts[f]["key_rows"].astype(np.int64)
+        lstart = np.concatenate(([0], np.cumsum(kr)[:-1]))
+        local[sel] = lstart[g_art[sel] - kstart_file[f]] + need_a[sel] - gstart[g_art[sel]]
+        got = fetch(f, local[sel])
+        for g, row in zip(need_a[sel].tolist(), got, strict=True):
+            info[g] = row
+    out = []
+    for run, b0, share_a, share_b, sim in found:
+        a0 = run[0]
+        ta, da, aa, ua, pa_ = info[a0]
+        _, db, ab, ub, pb = info[b0]
+        out.append({
+            "doc_id_a": da, "doc_id_b": db, "article_id_a": aa, "article_id_b": ab,
+            "unit_a": ua, "unit_b": ub, "text": "".join(info[i][0] for i in run),
+            "n_chars": int(sum(int(nlen[i]) for i in run)),
+            "share_a": round(min(share_a, 1.0), 4), "share_b": round(min(share_b, 1.0), 4),
+            "page_a": pa_, "page_b": pb, "similarity": sim,
+        })
     df = pd.DataFrame(out, columns=COLUMNS)
     return df.astype({"page_a": "Int64", "page_b": "Int64"}).sort_values(
         ["share_a", "doc_id_a", "article_id_a", "doc_id_b", "article_id_b", "text"],
         ascending=[False, True, True, True, True, True], kind="stable").reset_index(drop=True)
+
+
+def fetch_rows(part: Mapping[str, Any], sentences: pa.Table | pd.DataFrame,
+               rows: np.ndarray) -> list[tuple[Any, ...]]:
+    """(text, doc_id, article_id, unit, page) of some rows of a copy part, from the file's
+    sentences (an Arrow table: only the rows asked for are converted to Python)."""
+    doc = part["docs"][part["doc"][rows]].tolist()
+    idx = part["idx"][rows].tolist()
+    if isinstance(sentences, pd.DataFrame):
+        sentences = pa.Table.from_pandas(sentences, preserve_index=False)
+    if len(part["docs"]) == 1:  # one document: idx (its order in the document) finds each row
+        pos = pc.index_in(pa.array(idx, type=sentences.schema.field("idx").type),
+                          value_set=sentences["idx"].combine_chunks())
+        if pos.null_count == 0:
+            names = [c for c in ("text", "doc_id", "article_id", "unit", "page")
+                     if c in sentences.column_names]
+            t = sentences.select(names).take(pos)
+            col = {c: (t[c].to_pylist() if c in t.column_names else [None] * len(idx))
+                   for c in ("text", "doc_id", "article_id", "unit", "page")}
+            return [(x, str(d), a or "", u or UNKNOWN_UNIT, pg)  # unit as unit_names gives it
+                    for x, d, a, u, pg in zip(col["text"], col["doc_id"], col["article_id"],
+                                              col["unit"], col["page"], strict=True)]
+    t = sentences.filter(pc.and_(pc.is_in(sentences["idx"], pa.array(sorted(set(idx)))),
+                                 pc.is_in(sentences["kind"], pa.array(list(CONTENT_KINDS)))))
+    n = t.num_rows
+    col = {c: (t[c].to_pylist() if c in t.column_names else [None] * n)
+           for c in ("text", "doc_id", "article_id", "unit", "page", "idx")}
+    lookup = {(str(d), i): k for k, (d, i) in enumerate(zip(col["doc_id"], col["idx"], strict=True))}
+    out = []
+    for d, i in zip(doc, idx, strict=True):
+        k = lookup[(d, i)]
+        unit = col["unit"][k] or UNKNOWN_UNIT  # as unit_names: the unrecognised under one name
+        out.append((col["text"][k], str(col["doc_id"][k]), col["article_id"][k] or "", unit,
+                    col["page"][k]))
+    return out
+
+
+def find_copies(sentences: pd.DataFrame) -> pd.DataFrame:
+    """copies.parquet: one row per shared passage between two articles (or documents)."""
+    docs = [g for _, g in sentences.groupby("doc_id", sort=False)] if len(sentences) else []
+    parts = [copy_part(d) for d in docs]
+    return combine_copies(parts, lambda f, rows: fetch_rows(parts[f], docs[f], rows))
+
+
+def _factorize(chunks: list[Any]) -> tuple[np.ndarray, pa.Array]:
+    """Codes and uniques (Arrow) in order of first appearance over the files' texts taken as one
+    (one Arrow hash table over all chunks: no Python strings)."""
+    arrays = [c if isinstance(c, pa.Array) else pa.array(list(c), type=pa.string()) for c in chunks]
+    enc = pa.chunked_array(arrays, type=pa.string()).dictionary_encode()
+    if not enc.num_chunks:
+        return np.zeros(0, dtype=np.int64), pa.array([], type=pa.string())
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks])
+    return codes.astype(np.int64), enc.chunks[0].dictionary
 
 
 def _passages(rows: list[int]) -> list[list[int]]:

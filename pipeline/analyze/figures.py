@@ -9,6 +9,7 @@ but a verb stands before it ("建成12个省市医院新院区项目") the noun 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache, lru_cache
 
 import pandas as pd
@@ -149,8 +150,8 @@ def extract_figures(text: str, label: str = "") -> list[dict]:
     return out
 
 
-def figures_table(sentences: pd.DataFrame) -> pd.DataFrame:
-    """figures.parquet: one row per reported quantity in the season's report text."""
+def figure_part(sentences: pd.DataFrame) -> pd.DataFrame:
+    """One file's figures: one row per reported quantity in its report text."""
     s = content_sentences(sentences)
     s = s[s["text"].str.contains(r"\d", regex=True, na=False)]
     rows = []
@@ -166,3 +167,18 @@ def figures_table(sentences: pd.DataFrame) -> pd.DataFrame:
                              "text": text, "page": page, "idx": idx, "label": label})
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.astype({"value": "float64", "is_target": "bool", "page": "Int64"})
+
+
+def combine_figures(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """figures.parquet: the files' figures one after the other (each row is local to its file)."""
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return figure_part(pd.DataFrame(columns=["kind", "text"]))
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def figures_table(sentences: pd.DataFrame) -> pd.DataFrame:
+    """figures.parquet: one row per reported quantity in the season's report text."""
+    return combine_figures([figure_part(sentences)])

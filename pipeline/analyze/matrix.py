@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 CONTENT_KINDS = ("body", "heading")
+_KEYS = ["unit", "theme", "label"]
 
 
 def content_sentences(sentences: pd.DataFrame) -> pd.DataFrame:
     """Sentences that are report text (not furniture, TOC lines or table rows)."""
-    return sentences[sentences["kind"].isin(CONTENT_KINDS)]
+    keep = sentences["kind"].isin(CONTENT_KINDS).to_numpy()
+    return sentences if keep.all() else sentences[keep]  # already content only: no copy
+
+
+def matrix_part(sentences: pd.DataFrame) -> pd.DataFrame:
+    """One file's (unit, theme, label) sentence counts ``n``: what the season matrix sums."""
+    s = content_sentences(sentences)
+    s = s.assign(unit=s["unit"].replace("", "(未识别)"), theme=s["theme"].replace("", "其他"))
+    return s.groupby(_KEYS, sort=True).size().rename("n").reset_index()
+
+
+def combine_matrix(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """matrix.parquet from the files' counts: one row per unit × theme × label, ``n`` and ``share``
+    of the unit's sentences. Counts add up, so this equals counting the whole season at once."""
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return _finish(matrix_part(pd.DataFrame(columns=["unit", "theme", "label", "kind"])))
+    m = pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:  # a unit may report in several files
+        m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
+    return _finish(m)
+
+
+def _finish(m: pd.DataFrame) -> pd.DataFrame:
+    m = m.copy()
+    totals = m.groupby("unit")["n"].transform("sum")
+    m["share"] = (m["n"] / totals).round(6)
+    return m.sort_values(_KEYS).reset_index(drop=True)
 
 
 def role_matrix(sentences: pd.DataFrame) -> pd.DataFrame:
     """One row per unit × theme × label: ``n`` sentences and their ``share`` of the unit's."""
-    s = content_sentences(sentences)
-    s = s.assign(unit=s["unit"].replace("", "(未识别)"), theme=s["theme"].replace("", "其他"))
-    m = s.groupby(["unit", "theme", "label"], sort=True).size().rename("n").reset_index()
-    totals = m.groupby("unit")["n"].transform("sum")
-    m["share"] = (m["n"] / totals).round(6)
-    return m.sort_values(["unit", "theme", "label"]).reset_index(drop=True)
+    return combine_matrix([matrix_part(sentences)])

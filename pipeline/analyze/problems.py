@@ -12,19 +12,21 @@ when units are unknown); only recurring groups are written.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
-from sklearn.random_projection import SparseRandomProjection
-from threadpoolctl import threadpool_limits
+from sklearn.cluster import AgglomerativeClustering
 
 from ..dictionaries import read_lines, read_table
+from ..segment import tokenizer
 from .matrix import content_sentences
 from .text import clause_words, content_words, group_keys, tfidf_matrix, token_lists, unit_names
 
@@ -36,8 +38,6 @@ CHAR_WEIGHT = 0.5
 #: largest set clustered in one piece (an n × n distance matrix); bigger sets are blocked first
 BLOCK_SIZE = 1500
 MIN_ITEM_CHARS = 4
-#: items k-means learns the block centres from (blocks are coarse; assigning is cheap)
-KMEANS_SAMPLE = 20_000
 
 COLUMNS = ["cluster_id", "cluster_name", "label", "unit", "doc_id", "article_id", "text", "sentence",
            "page", "idx", "n_units", "n_members"]
@@ -109,7 +109,7 @@ def split_items(text: str, label: str) -> list[str]:
 
 
 ITEM_COLUMNS = ["label", "unit", "key", "doc_id", "article_id", "text", "sentence", "page", "idx",
-                "words"]
+                "theme", "words"]
 
 
 def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
@@ -122,14 +122,17 @@ def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
     s = s.assign(unit=unit_names(s), key=group_keys(s))
     if "article_id" not in s:
         s = s.assign(article_id="")
+    if "theme" not in s:
+        s = s.assign(theme="")
     toks = token_lists(s["tokens"]) if "tokens" in s else [None] * len(s)
     cols = {c: s[c].tolist() for c in ("label", "unit", "key", "doc_id", "article_id", "text", "page",
-                                       "idx")}  # plain lists: itertuples over Arrow columns is slow
+                                       "idx", "theme")}  # plain lists: itertuples over Arrow columns is slow
     rows = []
     for k, (text, label, tk) in enumerate(zip(cols["text"], cols["label"], toks, strict=True)):
         for item, words in _split(text, tk, label):
             rows.append((label, cols["unit"][k], cols["key"][k], cols["doc_id"][k],
-                         cols["article_id"][k], item, text, cols["page"][k], cols["idx"][k], words))
+                         cols["article_id"][k], item, text, cols["page"][k], cols["idx"][k],
+                         cols["theme"][k], words))
     out = pd.DataFrame.from_records(rows, columns=ITEM_COLUMNS)
     out["page"] = out["page"].astype("Int64")
     return out
@@ -148,10 +151,16 @@ def _cluster_block(x: sp.csr_matrix, threshold: float) -> np.ndarray:
 
 
 def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,
-                  block_size: int = BLOCK_SIZE, word_lists: list[list[str]] | None = None) -> np.ndarray:
+                  block_size: int = BLOCK_SIZE, word_lists: list[list[str]] | None = None,
+                  themes: Sequence[str] | None = None,
+                  memo: MutableMapping[str, Any] | None = None) -> np.ndarray:
     """A group number per text; similar texts share a number. Identical texts are clustered once.
 
     ``word_lists``: the content words of each text when already known (else the texts are cut).
+    ``themes``: the theme of each text's sentence, the first key of the blocks a set larger than
+    ``block_size`` is split into. Each block is vectorised (TF-IDF fitted on the block alone) and
+    clustered on its own, and its grouping is kept in ``memo`` under a hash of its content, so a
+    season where one file changed re-clusters only the blocks that file's items fall in.
     """
     if not texts:
         return np.zeros(0, dtype=int)
@@ -162,38 +171,88 @@ def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,
         uniq_words = [topic_words(t) for t in uniq]
     else:
         uniq_words = [topic_from_words(word_lists[i]) for i in first]
-    x = tfidf_matrix(list(uniq), uniq_words, char_weight=CHAR_WEIGHT)
-    n = x.shape[0]
+    n = len(uniq)
     labels = np.zeros(n, dtype=int)
-    blocks = [np.arange(n)] if n <= block_size else _blocks(x, block_size)
+    if n <= block_size:
+        blocks = [np.arange(n)]
+    else:
+        theme_of = [str(themes[i]) if themes is not None else "" for i in first]
+        blocks = item_blocks(uniq.tolist(), uniq_words, theme_of, block_size)
     next_id = 0
     for idx in blocks:
-        sub = _cluster_block(x[idx], threshold)
+        sub = _block_groups([uniq[i] for i in idx], [uniq_words[i] for i in idx], threshold, memo)
         labels[idx] = sub + next_id
         next_id += int(sub.max()) + 1
     return labels[np.ravel(inverse)]
 
 
-def _blocks(x: sp.csr_matrix, block_size: int) -> list[np.ndarray]:
-    """Split a large set into blocks of similar items: mini-batch k-means on a 128-dimensional
-    sparse random projection of the vectors (cheap, and it keeps cosine neighbourhoods)."""
-    n = x.shape[0]
-    k = int(np.ceil(2 * n / block_size))  # aim at half-full blocks: k-means sizes are uneven
-    z = SparseRandomProjection(n_components=128, random_state=0).fit_transform(x)
-    z = np.asarray(z.todense() if sp.issparse(z) else z)
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    # centres are learnt on a fixed sample (the blocks only need to be coarse), then every item
-    # is assigned: the cost stays linear in n with a small constant
-    sample = np.random.default_rng(0).choice(n, size=min(n, KMEANS_SAMPLE), replace=False)
-    km = MiniBatchKMeans(n_clusters=k, random_state=0, n_init=1, batch_size=2048, max_iter=20)
-    with threadpool_limits(1):  # tiny steps: threads only contend on a shared machine
-        assign = km.fit(z[np.sort(sample)]).predict(z)
+def _block_groups(texts: list[str], words: list[list[str]], threshold: float,
+                  memo: MutableMapping[str, Any] | None) -> np.ndarray:
+    """Agglomerative groups of one block (texts sorted, unique); memoised by content."""
+    key = None
+    if memo is not None:
+        h = hashlib.blake2b(f"{threshold!r}|{CHAR_WEIGHT!r}".encode(), digest_size=20)
+        for t, ws in zip(texts, words, strict=True):
+            h.update(t.encode("utf-8") + b"\x1f" + " ".join(ws).encode("utf-8") + b"\x1e")
+        key = "problems-block-" + h.hexdigest()
+        hit = memo.get(key)
+        if hit is not None:
+            return np.asarray(hit, dtype=int)
+    x = tfidf_matrix(texts, words, char_weight=CHAR_WEIGHT)
+    sub = _cluster_block(x, threshold)
+    if memo is not None and key is not None:
+        memo[key] = sub.astype(np.int32)
+    return sub
+
+
+#: depth limit of the item-local sub-split (2**16 leaves: never reached in practice)
+MAX_SPLIT_DEPTH = 16
+
+
+def item_blocks(texts: list[str], words: list[list[str]], themes: list[str],
+                block_size: int = BLOCK_SIZE) -> list[np.ndarray]:
+    """Blocks of a large set, every item's block decided by the item alone.
+
+    First key: the sentence's theme. A theme block still larger than ``block_size`` is halved
+    by one bit of a stable hash of the item's *anchor* (its most specific topic word, by the
+    fixed jieba dictionary frequency), bit after bit, until the pieces fit: items sharing their
+    anchor stay together, and a new item changes only the block it falls in (plus, when it
+    makes a block cross ``block_size``, the split of that block). Texts come sorted; blocks keep
+    that order.
+    """
+    anchors = [_anchor_hash(t, ws) for t, ws in zip(texts, words, strict=True)]
+    by_theme: dict[str, list[int]] = {}
+    for i, th in enumerate(themes):
+        by_theme.setdefault(th, []).append(i)
     out: list[np.ndarray] = []
-    for c in range(k):
-        idx = np.flatnonzero(assign == c)
-        # an oversized block is cut in pieces rather than blowing up the n × n matrix
-        out += [idx[i:i + block_size] for i in range(0, len(idx), block_size)]
+    for th in sorted(by_theme):
+        stack = [(np.asarray(by_theme[th], dtype=np.int64), 0)]
+        while stack:
+            idx, depth = stack.pop()
+            if len(idx) <= block_size or depth >= MAX_SPLIT_DEPTH:
+                out.append(idx)
+                continue
+            bit = np.fromiter(((anchors[i] >> depth) & 1 for i in idx.tolist()), dtype=bool,
+                              count=len(idx))
+            # right half pushed first: blocks come out in a fixed order
+            stack += [(idx[bit], depth + 1), (idx[~bit], depth + 1)]
     return [b for b in out if len(b)]
+
+
+def _anchor_hash(text: str, words: list[str]) -> int:
+    """A stable 64-bit hash of the item's anchor word (its text when it has no topic word)."""
+    anchor = min(words, key=_specificity) if words else text
+    return int.from_bytes(hashlib.blake2b(anchor.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _specificity(w: str) -> tuple[int, int, str]:
+    """Rarer in jieba's dictionary first, then longer, then the word itself (never set order)."""
+    return (_dict_freq().get(w, 0), -len(w), w)
+
+
+@cache
+def _dict_freq() -> dict[str, int]:
+    return tokenizer().FREQ
 
 
 def cluster_name(texts: list[str], n_terms: int = 3,
@@ -244,40 +303,137 @@ def _cluster_names(groups: np.ndarray, texts: list[str], word_lists: list[list[s
     return names
 
 
+PART_COLUMNS = ["label", "unit", "key", "doc_id", "article_id", "text", "sentence", "page", "idx",
+                "theme", "words"]
+
+
+def problem_part(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
+    """One file's problem items, their content words space-joined (one string, not a list, per
+    item: compact to store and to load)."""
+    items = problem_items(sentences, labels)
+    if items.empty:
+        return pd.DataFrame(columns=PART_COLUMNS)
+    return items.assign(words=[" ".join(ws) for ws in items["words"].tolist()])[PART_COLUMNS]
+
+
+def part_key(label: str) -> str:
+    """The name of one label's items in a file's analyze parts (one value per label, so a combine
+    loads only the labels whose season table must be rebuilt)."""
+    return f"problems:{label}"
+
+
+def problem_parts(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """One file's items per label (``part_key(label)`` → frame) and a content digest of each."""
+    items = problem_part(sentences, labels)
+    parts, digests = {}, {}
+    for label in labels:
+        it = items[items["label"] == label].reset_index(drop=True) if len(items) else items
+        parts[part_key(label)] = it
+        digests[part_key(label)] = frame_digest(it)
+    return parts, digests
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """A content hash of a frame (column names and values as text; never Python's salted
+    ``hash``). Per column one join of its values' ``repr``: a few hundred rows hash in well under
+    a millisecond."""
+    h = hashlib.blake2b(repr(list(df.columns)).encode(), digest_size=16)
+    h.update(str(len(df)).encode())
+    for c in df.columns:
+        h.update("\x1f".join(map(repr, df[c].tolist())).encode("utf-8", "surrogatepass") + b"\x1e")
+    return h.hexdigest()
+
+
+def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DISTANCE_THRESHOLD,
+                     min_units: int = 2, labels: tuple[str, ...] = PROBLEM_LABELS,
+                     memo: MutableMapping[str, Any] | None = None,
+                     digests: Sequence[Mapping[str, str]] | None = None) -> pd.DataFrame:
+    """problems.parquet from the files' items (``parts[i][part_key(label)]``): members of groups
+    spanning at least ``min_units`` units, per label.
+
+    ``memo``: each label's table, kept under the digests of its inputs (``digests[i][part_key]``,
+    in file order), so a label none of whose files changed is one memo read and its items are not
+    even loaded; and the block groupings of a label that is rebuilt (see ``cluster_texts``).
+    """
+    out_frames = []
+    for label in sorted(labels):  # the table is sorted by label first
+        key = None
+        if memo is not None and digests is not None:
+            h = hashlib.blake2b(repr((label, threshold, min_units, CHAR_WEIGHT, BLOCK_SIZE,
+                                      MIN_ITEM_CHARS)).encode(), digest_size=20)
+            for d in digests:
+                h.update(d.get(part_key(label), "-").encode() + b"\x1e")
+            key = "problems-label-" + h.hexdigest()
+            hit = memo.get(key)
+            if hit is not None:
+                out_frames.append(pd.read_parquet(io.BytesIO(hit)))
+                continue
+        frames = [f for f in (p[part_key(label)] for p in parts) if len(f)]
+        df = _combine_label(frames, label, threshold, min_units, memo)
+        if key is not None and memo is not None:
+            buf = io.BytesIO()  # parquet: ~10x smaller than a pickle and as fast to load
+            df.to_parquet(buf, index=False, compression="zstd")
+            memo[key] = buf.getvalue()
+        out_frames.append(df)
+    out_frames = [f for f in out_frames if len(f)]
+    if not out_frames:
+        return pd.DataFrame(columns=COLUMNS).astype({"page": "Int64", "n_units": int, "n_members": int})
+    return pd.concat(out_frames, ignore_index=True) if len(out_frames) > 1 else out_frames[0]
+
+
+def _combine_label(frames: list[pd.DataFrame], label: str, threshold: float, min_units: int,
+                   memo: MutableMapping[str, Any] | None) -> pd.DataFrame:
+    """One label's rows of problems.parquet from the files' items of that label."""
+    empty = pd.DataFrame(columns=COLUMNS)
+    if not frames:
+        return empty
+    it = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    # words split once per distinct text (its first item's words, as the clustering uses)
+    texts = it["text"].tolist()
+    first_words: dict[str, list[str]] = {}
+    for t, w in zip(texts, it["words"].tolist(), strict=True):
+        if t not in first_words:
+            first_words[t] = w.split(" ") if w else []
+    word_lists = [first_words[t] for t in texts]
+    it = it.assign(group=cluster_texts(texts, threshold, word_lists=word_lists,
+                                       themes=it["theme"].tolist(), memo=memo))
+    n_units = it.groupby("group")["key"].transform("nunique")
+    it = it.assign(n_units=n_units, n_members=it.groupby("group")["text"].transform("size"))
+    keep = (it["n_units"] >= min_units).to_numpy()
+    it = it[keep]
+    if it.empty:
+        return empty
+    word_lists = [w for w, k in zip(word_lists, keep.tolist(), strict=True) if k]
+    # biggest groups first, numbered per label; equal sizes by their first member's text
+    order = (it.groupby("group").agg(u=("n_units", "first"), m=("n_members", "first"),
+                                     t=("text", "min"))
+             .sort_values(["u", "m", "t"], ascending=[False, False, True], kind="stable").index)
+    ids = {g: f"{label}-{i + 1:03d}" for i, g in enumerate(order)}
+    names = _cluster_names(it["group"].to_numpy(), it["text"].tolist(), word_lists)
+    it = it.assign(cluster_id=it["group"].map(ids), cluster_name=it["group"].map(names))
+    it = it.sort_values(["label", "cluster_id", "unit", "doc_id", "idx", "text"], kind="stable")
+    return it[COLUMNS].reset_index(drop=True)
+
+
 def recurring_problems(sentences: pd.DataFrame, threshold: float = DISTANCE_THRESHOLD,
                        min_units: int = 2, labels: tuple[str, ...] = PROBLEM_LABELS,
-                       items: pd.DataFrame | None = None) -> pd.DataFrame:
+                       items: pd.DataFrame | None = None,
+                       memo: MutableMapping[str, Any] | None = None) -> pd.DataFrame:
     """problems.parquet: members of groups spanning at least ``min_units`` units, per label.
 
     ``items``: ``problem_items(sentences, labels)`` when already built.
     """
     if items is None:
         items = problem_items(sentences, labels)
-    frames = []
-    for label in labels:
-        it = items[items["label"] == label] if len(items) else items
-        if it.empty:
-            continue
-        it = it.assign(group=cluster_texts(it["text"].tolist(), threshold,
-                                           word_lists=it["words"].tolist()))
-        n_units = it.groupby("group")["key"].transform("nunique")
-        it = it.assign(n_units=n_units, n_members=it.groupby("group")["text"].transform("size"))
-        it = it[it["n_units"] >= min_units]
-        if it.empty:
-            continue
-        # biggest groups first, numbered per label; equal sizes by their first member's text
-        order = (it.groupby("group").agg(u=("n_units", "first"), m=("n_members", "first"),
-                                         t=("text", "min"))
-                 .sort_values(["u", "m", "t"], ascending=[False, False, True], kind="stable").index)
-        ids = {g: f"{label}-{i + 1:03d}" for i, g in enumerate(order)}
-        names = _cluster_names(it["group"].to_numpy(), it["text"].tolist(), it["words"].tolist())
-        it = it.assign(cluster_id=it["group"].map(ids), cluster_name=it["group"].map(names))
-        frames.append(it)
-    if not frames:
-        return pd.DataFrame(columns=COLUMNS).astype({"page": "Int64", "n_units": int, "n_members": int})
-    out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["label", "cluster_id", "unit", "doc_id", "idx", "text"], kind="stable")
-    return out[COLUMNS].reset_index(drop=True)
+    if items.empty:
+        part = pd.DataFrame(columns=PART_COLUMNS)
+    else:
+        if "theme" not in items:
+            items = items.assign(theme="")
+        part = items.assign(words=[" ".join(ws) for ws in items["words"].tolist()])[PART_COLUMNS]
+    one = {part_key(lab): part[part["label"] == lab] if len(part) else part for lab in labels}
+    return combine_problems([one], threshold, min_units, labels, memo)
 
 
 def pairwise_scores(pred: list[int] | np.ndarray, gold: list[int] | np.ndarray) -> tuple[float, float]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..analyze.matrix import CONTENT_KINDS
 
@@ -46,7 +47,21 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
     Plain dict work: pandas' where/astype per small frame costs ~10 ms, too much for 1,000 groups.
     """
-    return [{k: (None if is_missing(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    if df.columns.has_duplicates:  # (to_dict keeps the last of a repeated name; so does this)
+        return [{k: (None if is_missing(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    # column by column: pandas' to_dict iterates Arrow-backed strings one boxed value at a time
+    columns = list(df.columns)
+    lists = [_column_values(df.iloc[:, j]) for j in range(df.shape[1])]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*lists, strict=True)] if lists else \
+        [{} for _ in range(len(df))]
+
+
+def _column_values(s: pd.Series) -> list[Any]:
+    """A column as Python values (numpy scalars unboxed, as to_dict gives them), missing as None."""
+    values = s.to_numpy(dtype=object, na_value=None).tolist()
+    if pd.api.types.is_numeric_dtype(s.dtype) or (pd.api.types.is_string_dtype(s.dtype) and s.dtype != object):
+        return values  # na_value=None covered every missing value of these
+    return [None if v is not None and is_missing(v) else v for v in values]
 
 
 def problem_clusters(frames: dict[str, pd.DataFrame], names: dict[str, str], max_clusters: int | None = None,
@@ -105,16 +120,12 @@ BODY_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label
                 "page", "kind")
 
 
-# the few small columns the counting, ranking and selecting need: a 1,000-report season's body text
-# and headings are ~150 MB, so they are fetched (see ``fetch_columns``) only for the rows shown
-LIGHT_COLUMNS = ("doc_id", "unit", "idx", "label", "confidence", "page")
-
-
 def body_sentences(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] = BODY_COLUMNS) -> pd.DataFrame:
     """Report text only (no furniture, TOC lines, table rows), with the unit filled in.
 
     Only ``columns`` are taken (never the token lists). The index is the row's position in
-    ``frames["sentences"]``, so :func:`fetch_columns` can add other columns for a few rows later.
+    ``frames["sentences"]``. (The deliverables work from per-file parts, :class:`SeasonBody`; this is
+    the whole-table view the tests and the role table's fallback use.)
     """
     s = frame(frames, "sentences", ("unit", "label", "text"))
     if s is None:
@@ -128,17 +139,6 @@ def body_sentences(frames: dict[str, pd.DataFrame], columns: tuple[str, ...] = B
         out = s[keep]
     out = out.set_axis(pd.Index(positions), axis=0)
     return out.assign(unit=map_unique(out["unit"], unit_name))
-
-
-def fetch_columns(frames: dict[str, pd.DataFrame], rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """``rows`` (from :func:`body_sentences`) with those of ``columns`` it lacks taken from the sentences
-    table, for these rows only."""
-    s = frames.get("sentences")
-    missing = [c for c in columns if c not in rows.columns and s is not None and c in s.columns]
-    if not missing:
-        return rows
-    extra = s[missing].iloc[rows.index.to_numpy()].set_axis(rows.index, axis=0)
-    return pd.concat([rows, extra], axis=1)
 
 
 def source_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
@@ -163,42 +163,387 @@ def quotes_per_role(n_units: int) -> int:
 QUOTE_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "label", "confidence", "theme",
                  "page")
 
+# ------------------------------------------------------------------ per-file parts (issue 8)
+#
+# A season's digest never holds its sentences. Each input file contributes a *body part* (made once,
+# cached with the file): which of its rows are report text, their units, per unit × role counts, and
+# for its coded rows (strength/gap/cause/measure) the unit, role and confidence — a few bytes a row —
+# plus its own best quote candidates with their idx. The season combine (:class:`SeasonBody`) ranks
+# on those small arrays and fetches text, section, theme only for the rows it shows, from each file's
+# memory-mapped sentences (``parts[i]["sentences"]``, a pyarrow Table).
 
-def unit_profiles(frames: dict[str, pd.DataFrame], per_role: int = 8,
-                  sentences: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Per unit: sentence counts and the most confident quotes of each role, plus its keywords.
+BODY_PART = "body"  # the key of the html/docx part in ``digest.document_parts``
+SENTENCES = "sentences"  # every element of ``parts`` carries the file's sentences under this key
+COUNT_LABELS = (*ROLES, "other")
+DocTables = dict[str, pd.DataFrame]
 
-    One sort and one group-by over the season (not a sort per unit and role): quotes are a role's
-    sentences by confidence, highest first, ties in document order. ``sentences`` is
-    :func:`body_sentences` when the caller has it already.
+
+def _uint(values: np.ndarray) -> np.ndarray:
+    """Non-negative ints in the smallest unsigned dtype that holds them (parts stay a few KB)."""
+    top = int(values.max()) if len(values) else 0
+    dtype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32 if top < 2**32 else np.uint64
+    return values.astype(dtype)
+
+
+def _conf_key(conf: np.ndarray) -> np.ndarray:
+    """Confidences compactly and exactly: 1 + 10,000 × c as uint16 when every value is a multiple of
+    1e-4 in [0, 1] (the tagger rounds to 4 places; decoding gives back the same float), NaN as 0;
+    otherwise the float64 values themselves."""
+    finite = conf[~np.isnan(conf)]
+    if len(finite) == 0 or (finite.min() >= 0 and finite.max() <= 1
+                            and np.array_equal(np.round(finite * 1e4) / 1e4, finite)):
+        key = np.zeros(len(conf), dtype=np.uint16)
+        ok = ~np.isnan(conf)
+        key[ok] = np.round(conf[ok] * 1e4).astype(np.uint16) + 1
+        return key
+    return conf.astype(np.float64)
+
+
+def _conf_value(key: np.ndarray) -> np.ndarray:
+    """:func:`_conf_key` decoded to floats for ranking, missing as -inf (pandas sorts NaN last)."""
+    if key.dtype == np.uint16:
+        out = (key.astype(np.float64) - 1) / 1e4
+        out[key == 0] = -np.inf
+        return out
+    return np.where(np.isnan(key), -np.inf, key)
+
+
+def group_rank(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2… within each group value, in the order given (pandas' groupby().cumcount())."""
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_group = np.argsort(groups, kind="stable")
+    sorted_groups = groups[by_group]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_group] = np.arange(n) - run_start
+    return rank
+
+
+def body_part(sentences: pd.DataFrame, max_quotes: int = MAX_QUOTES) -> dict[str, Any]:
+    """One file's light data for digest.html and digest.docx (see the section comment above).
+
+    Keys: ``n`` (rows of the file's sentences), ``units`` (unit names of its report text, first
+    appearance order), ``counts`` (per unit: report sentences, then each of COUNT_LABELS), ``content``
+    and ``coded`` (row masks, bit-packed), ``unit``/``label``/``conf`` (per coded row: unit index, role
+    index into ROLES, confidence key), ``quotes`` (coded-row indexes of the file's best ``max_quotes``
+    per unit × role: confidence high first, then idx, then row order) with their ``quote_idx``.
     """
-    s = body_sentences(frames) if sentences is None else sentences
+    s = sentences
+    n = len(s)
+    ok = n > 0 and all(c in s.columns for c in ("unit", "label", "text"))  # as body_sentences requires
+    # plain numpy and dict work: pandas' per-call overhead on a file's few hundred rows would dominate
+    if not ok:
+        content = np.zeros(n, bool)
+    elif "kind" in s.columns:
+        kinds = s["kind"].to_numpy(dtype=object, na_value=None)
+        content = np.zeros(n, bool)
+        for k in CONTENT_KINDS:
+            content |= kinds == k
+    else:
+        content = np.ones(n, bool)
+    pos = np.flatnonzero(content)
+    raw_units = s["unit"].to_numpy(dtype=object, na_value=None)[pos] if ok else np.zeros(0, dtype=object)
+    named: dict[Any, int] = {}
+    units: list[str] = []
+    unit_codes = np.empty(len(pos), dtype=np.int64)
+    seen: dict[str, int] = {}
+    for i, v in enumerate(raw_units.tolist()):
+        code = named.get(v)
+        if code is None:  # unit_name once per distinct value; units numbered by first appearance
+            name = unit_name(v)
+            code = named[v] = seen.setdefault(name, len(seen))
+            if code == len(units):
+                units.append(name)
+        unit_codes[i] = code
+    labels = s["label"].to_numpy(dtype=object, na_value=None)[pos] if ok else np.zeros(0, dtype=object)
+    counts = np.zeros((len(units), 1 + len(COUNT_LABELS)), dtype=np.int64)
+    counts[:, 0] = np.bincount(unit_codes, minlength=len(units))
+    role = np.full(len(pos), -1, dtype=np.int64)
+    for j, lab in enumerate(COUNT_LABELS, start=1):
+        hit = labels == lab
+        counts[:, j] = np.bincount(unit_codes[hit], minlength=len(units))
+        if lab in ROLES:
+            role[hit] = j - 1
+    is_coded = role >= 0
+    coded_mask = np.zeros(n, bool)
+    coded_mask[pos[is_coded]] = True
+    cpos, cunit, crole = pos[is_coded], unit_codes[is_coded], role[is_coded]
+    conf = _floats(s, "confidence", cpos)  # no confidence column: all tie, as before
+    idx = _floats(s, "idx", cpos)
+    key = _conf_key(conf)
+    # the file's quote candidates: unit_profiles' order (confidence desc, idx asc, row order)
+    order = np.lexsort((cpos, idx, -_conf_value(key)))
+    rank = group_rank((cunit * len(ROLES) + crole)[order])
+    quotes = np.sort(order[rank < max_quotes])
+    return {"n": n, "units": units, "counts": counts.astype(np.int32),
+            "content": np.packbits(content), "coded": np.packbits(coded_mask),
+            "unit": _uint(cunit), "label": crole.astype(np.uint8), "conf": key,
+            "quotes": _uint(quotes), "quote_idx": _compact_floats(idx[quotes]), "max_quotes": max_quotes}
+
+
+def _compact_floats(values: np.ndarray) -> np.ndarray:
+    """Whole numbers as int32 when they fit (idx), else the floats themselves."""
+    if np.all(np.isfinite(values)) and np.array_equal(values, np.round(values)) and (
+            len(values) == 0 or (values.min() >= -2**31 and values.max() < 2**31)):
+        return values.astype(np.int32)
+    return values
+
+
+def _floats(s: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """A numeric column's values at ``rows`` as float64 (missing as NaN; an absent column as 0)."""
+    if column not in s.columns:
+        return np.zeros(len(rows))
+    col = s[column]
+    if not pd.api.types.is_numeric_dtype(col.dtype):
+        col = pd.to_numeric(col, errors="coerce")
+    return col.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+
+
+def _mask(packed: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(packed, count=n).astype(bool)
+
+
+def frames_to_docs(frames: dict[str, pd.DataFrame]) -> list[DocTables]:
+    """A season's whole frames as per-file tables (the old entry points' way into the parts path):
+    sentences grouped by doc_id in order of first appearance, each with its documents, articles and
+    toc rows. Rows of other files never leak into a file's tables."""
+    s = frames.get(SENTENCES)
+    if s is None or not isinstance(s, pd.DataFrame) or s.empty or "doc_id" not in s.columns:
+        return []
+    codes, doc_ids = pd.factorize(s["doc_id"], use_na_sentinel=False)
+    if len(codes) > 1 and np.any(np.diff(codes) < 0):  # interleaved files: bring each one's rows together
+        s = s.iloc[np.argsort(codes, kind="stable")]
+        codes = codes[np.argsort(codes, kind="stable")]
+    bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
+    small: dict[str, dict[Any, pd.DataFrame]] = {}
+    for name in ("documents", "articles", "toc"):
+        df = frames.get(name)
+        if isinstance(df, pd.DataFrame) and "doc_id" in df.columns:
+            small[name] = {d: g for d, g in df.groupby("doc_id", sort=False, dropna=False)}
+    empty = {name: (frames[name].iloc[:0] if name in small else pd.DataFrame()) for name in ("documents", "articles", "toc")}
+    docs = []
+    for i, d in enumerate(doc_ids):
+        doc: DocTables = {name: small.get(name, {}).get(d, empty[name]) for name in ("documents", "articles", "toc")}
+        doc[SENTENCES] = s.iloc[bounds[i]:bounds[i + 1]]
+        docs.append(doc)
+    return docs
+
+
+class FrameParts(Mapping[str, Any]):
+    """One file's parts made from whole frames (old callers), with its "sentences" as the Arrow table
+    the run would pass, converted from the file's rows only when asked for (never all files at once)."""
+
+    def __init__(self, values: dict[str, Any], sentences: pd.DataFrame) -> None:
+        self.values, self.sentences = values, sentences
+
+    def __getitem__(self, key: str) -> Any:
+        if key == SENTENCES:
+            return pa.Table.from_pandas(self.sentences, preserve_index=False)
+        return self.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.values, SENTENCES])
+
+    def __len__(self) -> int:
+        return len(self.values) + 1
+
+
+def _plain(v: Any) -> Any:
+    """A fetched cell as the templates expect it: missing (None, NaN) as None."""
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+class SeasonBody:
+    """The season's report text as the digest pages need it, combined from per-file body parts.
+
+    ``parts``: one mapping per input file in input order, holding the body part under BODY_PART and
+    the file's sentences (pyarrow Table) under "sentences"; a part is read once here (it may be loaded
+    from disk on access) and the sentences only for the rows shown. A file without a body part (its
+    part failed) gets one made from its sentences.
+    """
+
+    def __init__(self, parts: Sequence[Mapping[str, Any]]) -> None:
+        self.parts = parts
+        loaded: list[dict[str, Any]] = []
+        for p in parts:
+            try:
+                loaded.append(p[BODY_PART])
+            except KeyError:
+                loaded.append(body_part(p[SENTENCES].to_pandas()))
+        self.files = loaded
+        self.units: list[str] = sorted({u for b in loaded for u in b["units"]})
+        code = {u: i for i, u in enumerate(self.units)}
+        counts = np.zeros((len(self.units), 1 + len(COUNT_LABELS)), dtype=np.int64)
+        files, pos, unit, label, conf, q_rows, q_idx = [], [], [], [], [], [], []
+        offset = 0
+        float_conf = any(b["conf"].dtype != np.uint16 for b in loaded)
+        for f, b in enumerate(loaded):
+            umap = np.array([code[u] for u in b["units"]], dtype=np.int64)
+            if len(umap):
+                np.add.at(counts, umap, b["counts"].astype(np.int64))
+            cpos = np.flatnonzero(_mask(b["coded"], b["n"]))
+            files.append(np.full(len(cpos), f, dtype=np.int32))
+            pos.append(cpos)
+            unit.append(umap[b["unit"].astype(np.int64)] if len(cpos) else np.zeros(0, np.int64))
+            label.append(b["label"].astype(np.int64))
+            conf.append(_conf_value(b["conf"]) if float_conf else b["conf"])
+            q_rows.append(b["quotes"].astype(np.int64) + offset)
+            q_idx.append(np.asarray(b["quote_idx"], dtype=np.float64))
+            offset += len(cpos)
+        self.counts = pd.DataFrame(counts, index=pd.Index(self.units, name="unit"),
+                                   columns=["n", *COUNT_LABELS])
+        cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))  # noqa: E731
+        self.file, self.pos = cat(files, np.int32), cat(pos, np.int64)
+        self.unit, self.label = cat(unit, np.int64), cat(label, np.int64)
+        conf_all = cat(conf, np.float64)
+        self.conf = conf_all if float_conf else _conf_value(conf_all.astype(np.uint16))
+        self.quote_rows, self.quote_idx = cat(q_rows, np.int64), cat(q_idx, np.float64)
+        self.max_quotes = min((b["max_quotes"] for b in loaded), default=MAX_QUOTES)
+        # the page's search rows once chosen for a cap (html.prepare), and rows read ahead (prefetch)
+        self.search: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self._pre: tuple[np.ndarray, tuple[str, ...], dict[str, list[Any]]] | None = None
+
+    @classmethod
+    def from_frames(cls, frames: dict[str, pd.DataFrame], max_quotes: int = MAX_QUOTES) -> SeasonBody:
+        """The same, from whole frames (old callers): parts built per doc_id by :func:`body_part`."""
+        return cls([FrameParts({BODY_PART: body_part(d[SENTENCES], max_quotes)}, d[SENTENCES])
+                    for d in frames_to_docs(frames)])
+
+    @property
+    def total(self) -> int:
+        """Report sentences in the season."""
+        return int(self.counts["n"].sum())
+
+    def content_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(file, row) of every report sentence, in season order."""
+        rows = [np.flatnonzero(_mask(b["content"], b["n"])) for b in self.files]
+        files = [np.full(len(r), f, dtype=np.int32) for f, r in enumerate(rows)]
+        return (np.concatenate(files) if files else np.zeros(0, np.int32),
+                np.concatenate(rows) if rows else np.zeros(0, np.int64))
+
+    def quotes(self, per_role: int) -> tuple[np.ndarray, np.ndarray]:
+        """(file, row) of each unit × role's ``per_role`` most confident sentences (ties: lower idx,
+        then season order), grouped by unit × role in that order: the best of the files' bests."""
+        if per_role > self.max_quotes:
+            raise ValueError(f"parts hold {self.max_quotes} quote candidates per unit and role, not {per_role}")
+        r = self.quote_rows
+        order = np.lexsort((self.pos[r], self.file[r], self.quote_idx, -self.conf[r]))
+        r = r[order]
+        keep = group_rank(self.unit[r] * len(ROLES) + self.label[r]) < per_role
+        return self.file[r[keep]], self.pos[r[keep]]
+
+    def prefetch(self, files: np.ndarray, rows: np.ndarray, columns: Sequence[str]) -> None:
+        """Read these rows' columns now, once per file, and serve later :meth:`fetch` calls for any of
+        them from memory (the page's search rows include its quotes: one pass over the files)."""
+        keys = self._key(files, rows)
+        if len(keys) > 1 and np.any(np.diff(keys) <= 0):  # lookups below need them sorted, once each
+            keys, first = np.unique(keys, return_index=True)
+            files, rows = files[first], rows[first]
+        self._pre = (keys, tuple(columns), self._read(files, rows, columns))
+
+    def _key(self, files: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return files.astype(np.int64) * (1 << 32) + rows.astype(np.int64)
+
+    def fetch(self, files: np.ndarray, rows: np.ndarray, columns: Sequence[str]) -> dict[str, list[Any]]:
+        """Columns of the given rows (as Python lists, in the order given), read from the files'
+        sentences only for these rows; a column a file lacks comes back as None."""
+        pre = self._pre
+        if pre is not None and set(columns) <= set(pre[1]):
+            keys, at = self._key(files, rows), np.searchsorted(pre[0], self._key(files, rows))
+            if len(keys) == 0 or (at.max() < len(pre[0]) and np.array_equal(pre[0][at], keys)):
+                picks = at.tolist()
+                return {c: [pre[2][c][i] for i in picks] for c in columns}
+        return self._read(files, rows, columns)
+
+    def _read(self, files: np.ndarray, rows: np.ndarray, columns: Sequence[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {c: [] for c in columns}
+        if len(files) == 0:
+            return out
+        in_order = bool(np.all(np.diff(files) >= 0))  # the search rows come in season order
+        order = np.arange(len(files)) if in_order else np.argsort(files, kind="stable")
+        sorted_files = files[order]
+        bounds = np.r_[0, np.flatnonzero(np.diff(sorted_files)) + 1, len(order)]
+        tables = []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            t = self.parts[int(sorted_files[a])][SENTENCES]
+            names = set(t.column_names)
+            t = t.select([c for c in columns if c in names]).take(pa.array(rows[order[a:b]]))
+            if len(names) < len(columns) or not names.issuperset(columns):
+                t = pa.table({c: t.column(c) if c in names else pa.nulls(len(t)) for c in columns})
+            tables.append(t)
+        table = pa.concat_tables(tables, promote_options="permissive")
+        del tables
+        picks = None
+        if not in_order:
+            back = np.empty(len(order), dtype=np.int64)
+            back[order] = np.arange(len(order))
+            picks = back.tolist()
+        for c in columns:
+            values = table.column(c).to_pylist()
+            if pa.types.is_floating(table.column(c).type):  # NaN as missing (records() did the same)
+                values = [_plain(v) for v in values]
+            out[c] = values if picks is None else [values[i] for i in picks]
+        return out
+
+
+def season_body(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str, Any]] | None = None,
+                body: SeasonBody | None = None) -> SeasonBody:
+    """The SeasonBody a writer works from: given, from parts, or built from frames["sentences"]."""
+    if body is not None:
+        return body
+    return SeasonBody(parts) if parts is not None else SeasonBody.from_frames(frames)
+
+
+def _keywords(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
     kw = frame(frames, "keywords", ("unit", "word"))
     words: dict[str, list[str]] = {}
     if kw is not None:
+        # a unit's 15 best-scored words, as a group-by's head(15) would give them, without a Python
+        # step per unit (1,000 units)
         order = kw.sort_values("score", ascending=False, kind="stable") if "score" in kw.columns else kw
-        for unit, g in order.groupby(map_unique(order["unit"], unit_name), sort=False):
-            words[unit] = [clean_text(w) for w in g["word"].head(15)]
-    totals = s.groupby("unit", sort=True).size()
-    counts = s.groupby(["unit", "label"]).size().to_dict()
-    coded = s[s["label"].isin(ROLES)]
-    sort_cols = [c for c in ("confidence", "idx") if c in coded.columns]
-    if sort_cols:
-        coded = coded.sort_values(sort_cols, ascending=[c != "confidence" for c in sort_cols], kind="stable")
-    top = coded.groupby(["unit", "label"], sort=False).head(per_role)
+        units = map_unique(order["unit"], unit_name)
+        top = (units.groupby(units, sort=False).cumcount() < 15).to_numpy()
+        for unit, word in zip(units[top].tolist(), order["word"][top].tolist(), strict=True):
+            words.setdefault(unit, []).append(clean_text(word))
+    return words
+
+
+def unit_profiles(frames: dict[str, pd.DataFrame], per_role: int = 8, body: SeasonBody | None = None,
+                  parts: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Per unit (sorted by name): report sentence counts and the most confident quotes of each role
+    (highest first, ties in idx then season order), plus its keywords.
+
+    Ranking works on the parts' small arrays; text, section and theme are fetched for the quotes only.
+    Without ``body`` or ``parts`` the parts are made from ``frames["sentences"]``.
+    """
+    if body is None:
+        body = SeasonBody(parts) if parts is not None else SeasonBody.from_frames(
+            frames, max(MAX_QUOTES, per_role))
+    words = _keywords(frames)
+    files, rows = body.quotes(per_role)
+    got = body.fetch(files, rows, QUOTE_COLUMNS)
     quotes: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    top = fetch_columns(frames, top, QUOTE_COLUMNS)  # text, section, theme for the quotes only
-    for r in records(top[[c for c in QUOTE_COLUMNS if c in top.columns]]):
+    for values in zip(*(got[c] for c in QUOTE_COLUMNS), strict=True):
+        r = dict(zip(QUOTE_COLUMNS, values, strict=True))
+        r["unit"] = unit_name(r["unit"])
         quotes.setdefault((r["unit"], r["label"]), []).append(r)
-    return [{"unit": unit, "n": int(n),
-             "roles": {role: {"n": int(counts.get((unit, role), 0)), "quotes": quotes.get((unit, role), [])}
-                       for role in ROLES},
-             "keywords": words.get(unit, [])} for unit, n in totals.items()]
+    counts = body.counts
+    return [{"unit": unit, "n": int(row[0]),
+             "roles": {role: {"n": int(row[1 + j]), "quotes": quotes.get((unit, role), [])}
+                       for j, role in enumerate(ROLES)},
+             "keywords": words.get(unit, [])}
+            for unit, row in zip(counts.index, counts.to_numpy().tolist(), strict=True) if row[0]]
 
 
-def role_pivot(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """unit × role sentence counts (from the matrix when present, else from the sentences)."""
+def role_pivot(frames: dict[str, pd.DataFrame], body: SeasonBody | None = None) -> pd.DataFrame:
+    """unit × role sentence counts (from the matrix when present, else from the parts' counts or the
+    sentences)."""
     m = frame(frames, "matrix", ("unit", "label", "n"))
+    if m is None and body is not None:
+        return body.counts[list(COUNT_LABELS)].rename_axis(columns="label").astype(int)
     if m is None:
         s = body_sentences(frames)
         m = s.groupby(["unit", "label"]).size().rename("n").reset_index()
@@ -214,3 +559,13 @@ def theme_matrix(frames: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
         return None
     return m.assign(unit=map_unique(m["unit"], unit_name),
                     theme=map_unique(m["theme"], lambda t: clean_text(t).strip() or "其他"))
+
+
+def unit_theme_counts(m: pd.DataFrame) -> pd.DataFrame:
+    """unit × theme sums of ``n`` (units and themes sorted, 0 where absent): what
+    ``pivot_table(index="unit", columns="theme", values="n", aggfunc="sum", fill_value=0)`` gives, at a
+    fraction of its cost (a group-by and an unstack; it runs once per role and deliverable)."""
+    if m.empty:
+        return pd.DataFrame(index=pd.Index([], name="unit"), columns=pd.Index([], name="theme"), dtype="int64")
+    return m.groupby(["unit", "theme"])["n"].sum().unstack(fill_value=0)
+

@@ -8,38 +8,46 @@ Season scale (issue 8: 1,000 reports, ~450,000 sentences): the page stays under 
 holds every report sentence up to MAX_EMBEDDED, past that the coded ones (strength/gap/cause/measure)
 and past that the most confident of each unit × role in turn (quoted sentences always), and says so;
 tables.xlsx and sentences.parquet hold all. Quotes per role shrink as units grow, recurring problems
-and chart rows are capped, heat-map cells are coloured by class. Selection works on a few small
-columns; text is fetched only for the rows shown, and the page is streamed to disk by jinja2.
+and chart rows are capped, heat-map cells are coloured by class. Quotes and search rows are chosen on
+the files' small parts (``common.SeasonBody``); text is read from the files' sentences only for the
+rows shown, once for both. The long repeated sections (units, problem members, heat-map cells) are
+made as escaped markup here, not by thousands of template steps; the page is streamed by jinja2.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from . import charts
 from .common import (
-    LIGHT_COLUMNS,
+    QUOTE_COLUMNS,
     ROLE_NAMES,
     ROLES,
     XML_ILLEGAL,
-    body_sentences,
+    SeasonBody,
     clean_text,
-    fetch_columns,
     frame,
+    group_rank,
     problem_clusters,
     quotes_per_role,
     records,
     role_pivot,
+    season_body,
     source_names,
     theme_matrix,
     unit_name,
     unit_profiles,
+    unit_theme_counts,
 )
 
 MAX_TABLE_ROWS = 500  # long tables (figures, copies) are cut here in the page; tables.xlsx has all
@@ -66,59 +74,138 @@ def script_json(obj: Any) -> Markup:
     return Markup(text)
 
 
-def _ints(s: pd.Series) -> list[int | None]:
-    """A column as Python ints with None for missing (vectorised, no per-row isna)."""
-    return [None if v is None else int(v) for v in s.astype(object).where(s.notna(), None).tolist()]
+def _ints(values: list[Any]) -> list[int | None]:
+    """Fetched cells as Python ints with None for missing."""
+    return [None if v is None else int(v) for v in values]
 
 
-def _texts(s: pd.Series) -> list[str]:
-    """A text column cleaned for XML/JSON, touching cells only when the joined column needs it."""
-    values = ["" if v is None else str(v) for v in s.astype(object).where(s.notna(), None).tolist()]
-    if XML_ILLEGAL.search("\n".join(values)):
-        values = [clean_text(v) for v in values]
-    return values
+def _texts(values: list[Any]) -> list[str]:
+    """Fetched cells as text cleaned for XML/JSON, touching cells only when the joined column needs it."""
+    out = ["" if v is None else str(v) for v in values]
+    if XML_ILLEGAL.search("\n".join(out)):
+        out = [clean_text(v) for v in out]
+    return out
 
 
-def embedded_selection(s: pd.DataFrame, quoted: set[tuple[str, int]], limit: int = MAX_EMBEDDED) -> pd.DataFrame:
-    """The sentences the page's search holds: all of them up to ``limit``; past it the coded ones
-    (strength/gap/cause/measure), and past that the most confident of each unit × role in turn, so
-    every unit keeps its share. Quoted sentences are always in (their links open them in context).
-    Document order is kept."""
-    if len(s) <= limit:
-        return s
-    coded = s[s["label"].isin(ROLES)]
-    if len(coded) > limit:
-        conf = coded["confidence"] if "confidence" in coded.columns else pd.Series(0.0, index=coded.index)
-        order = coded.assign(_c=conf).sort_values("_c", ascending=False, kind="stable")
-        rank = order.groupby(["unit", "label"], sort=False).cumcount()
-        keep = rank.sort_values(kind="stable").index[:limit]
-        keys = pd.MultiIndex.from_arrays([coded["doc_id"].astype(str), coded["idx"].astype("int64")])
-        coded = coded[coded.index.isin(keep) | keys.isin(list(quoted))]
-    return coded
+def _units(values: list[Any]) -> list[str]:
+    """Unit cells as the digest names units (blank → 未识别), one call per distinct value."""
+    names: dict[Any, str] = {}
+    return [names[v] if v in names else names.setdefault(v, unit_name(v)) for v in values]
 
 
-def sentence_payload(frames: dict[str, pd.DataFrame], s: pd.DataFrame | None = None,
-                     quoted: set[tuple[str, int]] | None = None, limit: int = MAX_EMBEDDED) -> dict[str, Any]:
+def embedded_rows(body: SeasonBody, quoted: tuple[np.ndarray, np.ndarray],
+                  limit: int = MAX_EMBEDDED) -> tuple[np.ndarray, np.ndarray]:
+    """(file, row) of the sentences the page's search holds, in season order: all report sentences up
+    to ``limit``; past it the coded ones (strength/gap/cause/measure), and past that the most confident
+    of each unit × role in turn (rank within unit × role, then confidence, then season order), so every
+    unit keeps its share. Quoted sentences (``quoted``: file, row) are always in (their links open them
+    in context). Works on the parts' small arrays only."""
+    if body.total <= limit:
+        return body.content_rows()
+    files, rows = body.file, body.pos
+    if len(files) > limit:
+        order = np.lexsort((np.arange(len(files)), -body.conf))  # confidence high first, stable
+        rank = group_rank((body.unit * len(ROLES) + body.label)[order])
+        keep = np.zeros(len(files), bool)
+        keep[order[np.argsort(rank, kind="stable")[:limit]]] = True
+        key = files.astype(np.int64) * (1 << 32) + rows
+        keep |= np.isin(key, quoted[0].astype(np.int64) * (1 << 32) + quoted[1])
+        files, rows = files[keep], rows[keep]
+    return files, rows
+
+
+def prepare(body: SeasonBody, max_embedded: int | None = None) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """The page's quotes per role and search rows; reads the search rows' columns (a superset of the
+    quotes': those always ride along) in one pass over the files, for the quotes and the search alike."""
+    limit = MAX_EMBEDDED if max_embedded is None else max_embedded
+    per_role = quotes_per_role(len(body.units))
+    if body.search is not None and body.search[0] == limit:
+        return per_role, body.search[1]
+    search = embedded_rows(body, body.quotes(per_role), limit)
+    body.prefetch(*search, QUOTE_COLUMNS)
+    body.search = (limit, search)
+    return per_role, search
+
+
+def sentence_payload(frames: dict[str, pd.DataFrame], body: SeasonBody | None = None,
+                     limit: int | None = None) -> dict[str, Any]:
     """The searchable sentences, compact: column lists, not one object per sentence; sections and
-    themes as indexes into lists (a section heading repeats over many sentences)."""
-    s = body_sentences(frames, LIGHT_COLUMNS) if s is None else s
-    total = len(s)
-    # choose on the small columns, then fetch text, section and theme for the chosen rows only
-    s = fetch_columns(frames, embedded_selection(s, quoted or set(), limit), ("text", "section", "theme"))
+    themes as indexes into lists (a section heading repeats over many sentences). Rows are chosen on
+    the parts' small arrays (:func:`embedded_rows`); their columns are read for them only."""
+    body = season_body(frames, body=body)
+    _, (files, rows) = prepare(body, limit)
+    got = body.fetch(files, rows, ("doc_id", "idx", "unit", "label", "theme", "page", "text", "section"))
     names = source_names(frames)
-    missing = pd.Series([None] * len(s), index=s.index, dtype=object)
-    col = {c: (s[c] if c in s.columns else missing) for c in ("theme", "page", "section", "idx")}
-    doc_codes, docs = pd.factorize(s["doc_id"].astype(str), sort=True)
-    unit_codes, units = pd.factorize(s["unit"], sort=True)
-    sec_codes, sections = pd.factorize(pd.Series(_texts(col["section"]), index=s.index))
-    theme_codes, themes = pd.factorize(pd.Series(_texts(col["theme"]), index=s.index), sort=True)
-    rows = [list(r) for r in zip(doc_codes.tolist(), _ints(col["idx"]), unit_codes.tolist(), _texts(s["label"]),
-                                 theme_codes.tolist(), _ints(col["page"]), _texts(s["text"]), sec_codes.tolist(),
-                                 strict=True)]
+    doc_codes, docs = pd.factorize(pd.Series([str(d) for d in got["doc_id"]], dtype=object), sort=True)
+    unit_codes, units = pd.factorize(pd.Series(_units(got["unit"]), dtype=object), sort=True)
+    sec_codes, sections = pd.factorize(pd.Series(_texts(got["section"]), dtype=object))
+    theme_codes, themes = pd.factorize(pd.Series(_texts(got["theme"]), dtype=object), sort=True)
+    # rows as tuples (JSON arrays all the same): one object per row, not a tuple and a list
+    rows_out = list(zip(doc_codes.tolist(), _ints(got["idx"]), unit_codes.tolist(), _texts(got["label"]),
+                        theme_codes.tolist(), _ints(got["page"]), _texts(got["text"]), sec_codes.tolist(),
+                        strict=True))
     return {"units": list(units), "docs": [[d, names.get(d, d)] for d in docs],
             "sections": list(sections), "themes": list(themes),
-            "fields": ["doc", "idx", "unit", "label", "theme", "page", "text", "section"], "rows": rows,
-            "roles": ROLE_NAMES, "total": total}
+            "fields": ["doc", "idx", "unit", "label", "theme", "page", "text", "section"], "rows": rows_out,
+            "roles": ROLE_NAMES, "total": body.total}
+
+
+def _esc(value: Any) -> str:
+    """markupsafe.escape as plain text (the same five characters, the same entities): ~100,000 calls
+    for a season's page, without a Markup object each."""
+    text = value if type(value) is str else str(value)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace('"', "&#34;")
+
+
+def unit_sections(units: list[dict[str, Any]], names: dict[str, str]) -> Markup:
+    """The "各单位" sections (a profile per unit, its quotes linked to their sentences), escaped here as
+    the template would: ~1,000 units × 4 roles × quotes are too many template steps (issue 8)."""
+    out: list[str] = []
+    for i, u in enumerate(units, 1):
+        unit = _esc(u["unit"])
+        out.append(f'<section class="unit" id="u{i}" data-unit="{unit}">\n'
+                   f'<h3>{unit} <span class="muted">（{_esc(u["n"])} 句）</span></h3>\n')
+        if u["keywords"]:
+            out.append('<p class="kw">关键词：' + "".join([f"<span>{_esc(w)}</span>" for w in u["keywords"]])
+                       + "</p>")
+        for r in ROLES:
+            role = u["roles"][r]
+            if not role["n"]:
+                continue
+            out.append(f'<div class="role" data-label="{r}">\n<h4>{_esc(ROLE_NAMES[r])}（{_esc(role["n"])}）</h4>\n')
+            for q in role["quotes"]:
+                doc = _esc(q["doc_id"])
+                where = "" if q["page"] is None else f"，第{_esc(q['page'])}页"
+                if q["section"]:
+                    where += f"，{_esc(q['section'])}"
+                out.append(f'<blockquote class="role-{r}" data-theme="{_esc(q["theme"] or "")}">{_esc(q["text"])} '
+                           f'<span class="src">— <a href="#s-{doc}-{_esc(q["idx"])}" data-doc="{doc}" '
+                           f'data-idx="{_esc(q["idx"])}">{_esc(names.get(q["doc_id"], q["doc_id"]))}</a>'
+                           f"{where}</span></blockquote>\n")
+            out.append("</div>\n")
+        out.append("</section>\n")
+    return Markup("".join(out))
+
+
+def problem_rows(clusters: list[dict[str, Any]]) -> list[Markup]:
+    """Each recurring problem's member rows (the template's table body), escaped as the template would."""
+    out = []
+    for c in clusters:
+        rows = []
+        for m in c["members"]:
+            unit = _esc(m.get("unit"))
+            sentence = m.get("sentence")
+            text = _esc(m.get("text"))
+            if sentence and sentence != m.get("text"):
+                text += f'<br><span class="src">{_esc(sentence)}</span>'
+            page = "" if "page" in m and m["page"] is None else f"，第{_esc(m.get('page', ''))}页"
+            rows.append(f'<tr data-unit="{unit}"><td>{unit}</td>'
+                        f'<td>{_esc(ROLE_NAMES.get(m.get("label"), m.get("label")))}</td><td>{text}</td>'
+                        f'<td class="src">{_esc(m.get("source"))}{page}</td></tr>\n')
+        out.append(Markup("".join(rows)))
+    return out
 
 
 def heat_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
@@ -132,13 +219,15 @@ def heat_tables(frames: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
     tables = {}
     for role in ("all", *ROLES):
         sub = m[m["label"] != "other"] if role == "all" else m[m["label"] == role]
-        p = (sub.pivot_table(index="unit", columns="theme", values="n", aggfunc="sum", fill_value=0)
-             .reindex(index=units, columns=themes, fill_value=0))
+        p = unit_theme_counts(sub).reindex(index=units, columns=themes, fill_value=0)
         values = p.to_numpy(dtype="int64")
         top = max(int(values.max()) if values.size else 0, 1)
         levels = -(-values * HEAT_LEVELS // top)  # ceiling: any count shows at least step 1
-        tables[role] = [(u, list(zip(v.tolist(), lv.tolist(), strict=True)))
-                        for u, v, lv in zip(units, values, levels, strict=True)]
+        # a row's cells as markup made here (numbers only, nothing to escape): 1,000 units × 13 themes
+        # × 5 tables are ~65,000 cells, too many for a template loop
+        tables[role] = [(u, Markup("".join([f'<td class="c h{lv}">{n if n else ""}</td>'
+                                            for n, lv in zip(v, lv_row, strict=True)])))
+                        for u, v, lv_row in zip(units, values.tolist(), levels.tolist(), strict=True)]
     return {"themes": themes, "tables": tables, "levels": HEAT_LEVELS}
 
 
@@ -158,25 +247,59 @@ def generic_table(df: pd.DataFrame | None, limit: int = MAX_TABLE_ROWS) -> dict[
     return {"columns": [str(c) for c in df.columns], "rows": rows, "n": int(len(df))}
 
 
-def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], max_embedded: int | None = None) -> str:
-    """The page as a string; ``max_embedded`` (default MAX_EMBEDDED) caps the sentences its search holds."""
-    return _env().get_template("digest.html.j2").render(page_context(frames, meta, max_embedded))
+def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], max_embedded: int | None = None,
+                parts: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The page as a string; ``max_embedded`` (default MAX_EMBEDDED) caps the sentences its search
+    holds. ``parts`` as for :func:`page_context` (without them, made from frames["sentences"])."""
+    return _env().get_template("digest.html.j2").render(page_context(frames, meta, max_embedded, parts))
 
 
 def write_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path,
-               max_embedded: int | None = None) -> None:
+               max_embedded: int | None = None, parts: Sequence[Mapping[str, Any]] | None = None, *,
+               body: SeasonBody | None = None, profiles: list[dict[str, Any]] | None = None,
+               clusters: list[dict[str, Any]] | None = None, memo: MutableMapping[str, Any] | None = None) -> None:
     """The page streamed to ``path`` (jinja2 writes it in pieces: a season's page never sits in
     memory whole, nor do the thousands of fragments it is joined from)."""
-    context = page_context(frames, meta, max_embedded)
-    _env().get_template("digest.html.j2").stream(context).dump(str(path), encoding="utf-8")
+    context = page_context(frames, meta, max_embedded, parts, body=body, profiles=profiles, clusters=clusters,
+                           memo=memo)
+    stream = _env().get_template("digest.html.j2").stream(context)
+    stream.enable_buffering(256)  # written in pieces of 256 fragments: one encode and write each
+    stream.dump(str(path), encoding="utf-8")
 
 
-def page_context(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
-                 max_embedded: int | None = None) -> dict[str, Any]:
-    """Everything the template shows, built with group-bys and capped for a season of any size."""
+def _chart(memo: MutableMapping[str, Any] | None, name: str, data: pd.DataFrame | None,
+           draw: Callable[[Any], str]) -> str:
+    """A chart's SVG, kept in ``memo`` under a hash of the table it draws (matplotlib takes ~0.1–1 s a
+    chart; a rerun whose counts did not change reuses it)."""
+    if memo is None or data is None:
+        return draw(data)
+    digest = hashlib.sha256(name.encode())
+    digest.update(pickle.dumps((list(data.columns), list(data.index)), protocol=pickle.HIGHEST_PROTOCOL))
+    digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    key = f"digest.chart:{name}:{digest.hexdigest()}"
+    try:
+        return memo[key]
+    except KeyError:
+        svg = draw(data)
+        memo[key] = svg
+        return svg
+
+
+def page_context(frames: dict[str, pd.DataFrame], meta: dict[str, Any], max_embedded: int | None = None,
+                 parts: Sequence[Mapping[str, Any]] | None = None, *, body: SeasonBody | None = None,
+                 profiles: list[dict[str, Any]] | None = None, clusters: list[dict[str, Any]] | None = None,
+                 memo: MutableMapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the template shows, built with group-bys and capped for a season of any size.
+
+    Report text comes from ``parts`` (per file: the body part and the file's sentences, see
+    :class:`SeasonBody`) or, without them, from frames["sentences"]; ``body`` and ``profiles`` when the
+    caller (write_digest, shared with the DOCX) has them already, likewise ``clusters`` (recurring
+    problems, :func:`problem_clusters` with at least MAX_CLUSTERS × MAX_MEMBERS); ``memo`` keeps the
+    charts.
+    """
     names = source_names(frames)
-    body = body_sentences(frames, LIGHT_COLUMNS)  # once, small: profiles, search data and counts share it
-    pivot = role_pivot(frames)
+    body = season_body(frames, parts, body)
+    pivot = role_pivot(frames, body)
     docs = frame(frames, "documents", ("doc_id",))
     arts = frame(frames, "articles", ("article_id",))
     copies = frame(frames, "copies", ("doc_id_a", "doc_id_b", "text"))
@@ -193,15 +316,13 @@ def page_context(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
             r["unit"] = unit_name(r.get("unit"))
             r["source"] = names.get(str(r.get("doc_id")), r.get("doc_id") or "")
             fig_rows.append(r)
-    n_units = int(body["unit"].nunique()) if len(body) else 0
-    per_role = quotes_per_role(n_units)
-    units = unit_profiles(frames, per_role=per_role, sentences=body)
-    quoted = {(str(q["doc_id"]), int(q["idx"])) for u in units for r in u["roles"].values()
-              for q in r["quotes"] if q.get("idx") is not None}
-    payload = sentence_payload(frames, body, quoted, MAX_EMBEDDED if max_embedded is None else max_embedded)
-    del body  # the page's own structures hold what is needed from here on
+    per_role, _ = prepare(body, max_embedded)
+    units = unit_profiles(frames, per_role=per_role, body=body) if profiles is None else profiles
+    payload = sentence_payload(frames, body, max_embedded)
     role_totals = {r: int(pivot[r].sum()) if r in pivot.columns else 0 for r in (*ROLES, "other")}
-    problems = problem_clusters(frames, names, max_clusters=MAX_CLUSTERS, max_members=MAX_MEMBERS)
+    if clusters is None:
+        clusters = problem_clusters(frames, names, max_clusters=MAX_CLUSTERS, max_members=MAX_MEMBERS)
+    problems = clusters[:MAX_CLUSTERS]
     p = frame(frames, "problems", ("cluster_id",))
     matrix = theme_matrix(frames)
     chart_pivot = pivot
@@ -210,13 +331,14 @@ def page_context(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
                                 .index[:MAX_CHART_UNITS]].sort_index()
     return dict(
         meta=meta, documents=records(docs) if docs is not None else [],
-        articles=records(arts) if arts is not None else [],
-        units=units, names=names, per_role=per_role,
+        n_articles=0 if arts is None else len(arts),
+        units=units, names=names, per_role=per_role, unit_sections=unit_sections(units, names),
+        problem_rows=problem_rows(problems),
         pivot=[(u, row) for u, row in zip(pivot.index, pivot.to_dict("records"), strict=True)],
         role_totals=role_totals, roles=ROLES, role_names=ROLE_NAMES, themes=[t for t in payload["themes"] if t],
-        chart_roles=Markup(charts.role_share_chart(chart_pivot)), chart_units=len(chart_pivot),
-        n_pivot_units=len(pivot),
-        chart_themes=Markup(charts.theme_role_chart(matrix)),
+        chart_roles=Markup(_chart(memo, "roles", chart_pivot, charts.role_share_chart)),
+        chart_units=len(chart_pivot), n_pivot_units=len(pivot),
+        chart_themes=Markup(_chart(memo, "themes", matrix, charts.theme_role_chart)),
         heat=heat_tables(frames), heat_css=heat_css(), problems=problems,
         n_clusters=0 if p is None else int(p["cluster_id"].nunique()), max_members=MAX_MEMBERS,
         max_cluster_units=MAX_CLUSTER_UNITS,

@@ -5,24 +5,20 @@ under ``sources/``. Each document becomes a TextSource whose text is the pipelin
 (sentence texts joined with "\\n" in order), each sentence a PlainTextSelection at its character
 offsets, coded with its role and its theme; units become Cases.
 
-Season scale (issue 8: ~450,000 sentences): nothing holds the whole project. ``project.qde`` is
-written one TextSource at a time into a temporary file, each source text goes into the ZIP as soon
-as its document is done, and the sentences are never copied: documents are put in order on small
-integer arrays and each one's texts fetched when it is written. The small parts (users, codebook,
-cases) are lxml elements; the bulk — a selection per coded sentence, whose attributes are GUIDs,
-numbers and one timestamp, none needing escapes — is joined from string templates, and selection
-and coding GUIDs are derived arithmetically from the document's GUID rather than hashed one by one.
+Season scale (issue 8: 1,000 reports, reruns after one changed file): everything that depends on one
+file — its source text and its TextSource's selections and codings — is made once by
+:func:`document_part`, compressed, and cached with the file; :func:`write_qdpx` only writes the
+small head (users, codebook, cases: lxml elements) and concatenates the files' compressed pieces
+(``zipparts``). Nothing in a file's piece depends on the rest of the season: GUIDs come from the
+document id, the code's name (themes) or the sentence index, and no timestamps are written (the
+same corpus gives the same bytes; REFI-QDA makes creation times optional).
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -32,7 +28,9 @@ import pandas as pd
 from lxml import etree
 
 from .. import __version__
-from .common import ROLE_NAMES, ROLES, XML_ILLEGAL, clean_text, frame, map_unique, source_names, unit_name
+from .common import ROLE_NAMES, ROLES, XML_ILLEGAL, clean_text, map_unique, unit_name
+from .xlsx import file_name, season_parts
+from .zipparts import Deflated, ZipWriter, deflate, stored
 
 NS = "urn:QDA-XML:project:1.0"
 NSMAP = {None: NS}
@@ -58,74 +56,6 @@ def child_guid(base: str, kind: int, slot: int, idx: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass
-class Season:
-    """The sentences as small arrays in document order (no text copied): ``order`` lists row
-    positions doc by doc, ``bounds`` where each document starts and ends in it."""
-
-    docs: list[str]
-    order: np.ndarray
-    bounds: np.ndarray
-    idx: np.ndarray
-    start: np.ndarray | None
-    end: np.ndarray | None
-    roles: np.ndarray  # slot of the role code (1–4), 0 for none
-    themes: np.ndarray  # position in the theme list, -1 for none
-    text: pd.Series  # the sentences' own column, read per document
-
-
-def _ints(s: pd.DataFrame, name: str) -> np.ndarray | None:
-    if name not in s.columns:
-        return None
-    return s[name].to_numpy(dtype="float64", na_value=np.nan)
-
-
-def season_arrays(s: pd.DataFrame, themes: list[str]) -> Season:
-    doc_codes, docs = pd.factorize(s["doc_id"].astype(str), sort=True)
-    idx = s["idx"].to_numpy(dtype="int64", na_value=-1)
-    order = np.lexsort((idx, doc_codes))  # by document, then idx (what sort_values did, without copies)
-    cuts = np.flatnonzero(np.diff(doc_codes[order])) + 1
-    bounds = np.concatenate(([0], cuts, [len(order)])) if len(order) else np.zeros(1, dtype=np.int64)
-    label_codes, labels = pd.factorize(s["label"])
-    role_slot = np.array([ROLES.index(lab) + 1 if lab in ROLES else 0 for lab in labels] + [0], dtype=np.int8)
-    theme_pos = {t: i for i, t in enumerate(themes)}
-    if "theme" in s.columns:
-        theme_codes, theme_values = pd.factorize(s["theme"])
-        lookup = np.array([theme_pos.get(clean_text(t).strip(), -1) for t in theme_values] + [-1], dtype=np.int32)
-        theme_of = lookup[theme_codes]
-    else:
-        theme_of = np.full(len(s), -1, dtype=np.int32)
-    return Season(list(docs), order, bounds, idx, _ints(s, "start"), _ints(s, "end"),
-                  role_slot[label_codes], theme_of, s["text"])
-
-
-def source_texts(season: Season) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per document (one at a time): doc_id, its text, and per sentence (row position, start, end).
-
-    The text is the sentences joined with "\n" in idx order (what Document.text is). Offsets are the
-    sentence's own start/end when they point at its text, else where it sits in the joined text.
-    """
-    for i, doc_id in enumerate(season.docs):
-        rows = season.order[season.bounds[i]:season.bounds[i + 1]]
-        texts = ["" if t is None else str(t) for t in
-                 season.text.iloc[rows].astype(object).where(season.text.iloc[rows].notna(), None)]
-        text = "\n".join(texts)
-        if XML_ILLEGAL.search(text):  # rare: clean this document's sentences, then join again
-            texts = [clean_text(t) for t in texts]
-            text = "\n".join(texts)
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
-        ends = starts + lengths
-        if season.start is not None and season.end is not None:
-            own_a, own_b = season.start[rows], season.end[rows]
-            differ = np.flatnonzero(~np.isnan(own_a) & ~np.isnan(own_b) & ((own_a != starts) | (own_b != ends)))
-            for j in differ:  # only where the stored offsets disagree: do they point at the text?
-                a, b = int(own_a[j]), int(own_b[j])
-                if text[a:b] == texts[j]:
-                    starts[j], ends[j] = a, b
-        yield str(doc_id), text, rows, starts, ends
-
-
 def _codebook(themes: list[str]) -> tuple[etree._Element, dict[str, str], dict[str, str]]:
     codebook = etree.Element(q("CodeBook"), nsmap=NSMAP)
     codes = etree.SubElement(codebook, q("Codes"))
@@ -147,81 +77,155 @@ def _codebook(themes: list[str]) -> tuple[etree._Element, dict[str, str], dict[s
     return codebook, role_codes, theme_codes
 
 
-def write_project(frames: dict[str, pd.DataFrame], meta: dict[str, Any], qde: Any, z: zipfile.ZipFile) -> None:
-    """Stream project.qde into the binary file ``qde`` and each source text into ``z``."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    user = guid("user", "huibian")
-    sentences = frame(frames, "sentences", ("doc_id", "idx", "text", "label"))
-    if sentences is None:
-        sentences = pd.DataFrame(columns=["doc_id", "idx", "text", "label", "theme", "unit"])
-    theme_col = sentences["theme"] if "theme" in sentences.columns else pd.Series([], dtype=object)
-    themes = sorted(set(map_unique(theme_col, lambda t: clean_text(t).strip())) - {""})
-    codebook, role_codes, theme_codes = _codebook(themes)
-    season = season_arrays(sentences, themes)
-    role_guids = [""] + [role_codes[r] for r in ROLES]
-    theme_guids = [theme_codes[t] for t in themes]
-    coded = (season.roles > 0) | (season.themes >= 0)
-    lengths = sentences["text"].str.len().fillna(0).to_numpy() if len(sentences) else np.zeros(0)
-    source_guid = {d: guid("source", d) for d in season.docs}
+USER = guid("user", "huibian")
+PART_KEY = "qdpx"  # where a file's SourcePart sits in its part mapping
 
-    qde.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
-    project_name = quoteattr(clean_text(f"汇编 {meta.get('season', '')}"))
-    qde.write(f'<Project xmlns="{NS}" name={project_name} origin="huibian {__version__}" '
-              f'creationDateTime="{now}">\n'.encode())
-    users = etree.Element(q("Users"), nsmap=NSMAP)
-    etree.SubElement(users, q("User"), {"guid": user, "name": "huibian"})
-    parts = [users, codebook]
-    if "unit" in sentences.columns:  # the schema puts Cases before Sources
-        mask = coded & (lengths > 0)
-        docs_of = pd.Series(np.asarray(sentences["doc_id"].astype(str))[mask])
-        by_unit = docs_of.groupby(map_unique(sentences["unit"][mask], unit_name).to_numpy(), sort=True).unique()
-        if len(by_unit):
-            cases = etree.Element(q("Cases"), nsmap=NSMAP)
-            for unit, doc_ids in by_unit.items():
-                case = etree.SubElement(cases, q("Case"), {"guid": guid("case", unit), "name": unit})
-                for sg in sorted(source_guid[d] for d in doc_ids):
-                    etree.SubElement(case, q("SourceRef"), {"targetGUID": sg})
-            parts.append(cases)
-    for el in parts:
-        qde.write(etree.tostring(el, encoding="utf-8") + b"\n")
-    del parts, codebook
 
-    names = source_names(frames)
+@dataclass(frozen=True)
+class SourcePart:
+    """One file's share of the project: its source text and its TextSource's selections (ending
+    with ``</TextSource>``), compressed; the units and themes it codes (for Cases and the codebook)."""
+
+    doc_id: str
+    name: str  # the file's short name (made unique in the season by write_qdpx)
+    guid: str
+    text: Deflated
+    selections: Deflated
+    units: tuple[str, ...]
+    themes: tuple[str, ...]
+
+
+def offsets(texts: list[str], own_start: np.ndarray | None, own_end: np.ndarray | None,
+            text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's (start, end) in the joined text: its own offsets when they point at its text,
+    else where it sits in the join."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
+    ends = starts + lengths
+    if own_start is not None and own_end is not None:
+        differ = np.flatnonzero(~np.isnan(own_start) & ~np.isnan(own_end)
+                                & ((own_start != starts) | (own_end != ends)))
+        for j in differ:  # only where the stored offsets disagree: do they point at the text?
+            a, b = int(own_start[j]), int(own_end[j])
+            if text[a:b] == texts[j]:
+                starts[j], ends[j] = a, b
+    return starts, ends
+
+
+def _floats(s: pd.DataFrame, name: str) -> np.ndarray | None:
+    return s[name].to_numpy(dtype="float64", na_value=np.nan) if name in s.columns else None
+
+
+def document_part(doc: dict[str, pd.DataFrame]) -> SourcePart | None:
+    """One file's source text and coded selections, compressed (None when it has no sentences)."""
+    s = doc.get("sentences")
+    if not isinstance(s, pd.DataFrame) or not len(s) or "text" not in s.columns:
+        return None
+    if "idx" in s.columns:  # Document.text is the sentences in idx order
+        s = s.iloc[np.argsort(s["idx"].to_numpy(dtype="int64", na_value=-1), kind="stable")]
+    doc_id = str(s["doc_id"].iloc[0])
+    sg = guid("source", doc_id)
+    texts = [t if isinstance(t, str) else "" if t is None or t != t else str(t)
+             for t in s["text"].astype(object).tolist()]
+    text = "\n".join(texts)
+    if XML_ILLEGAL.search(text):  # rare: clean this document's sentences, then join again
+        texts = [clean_text(t) for t in texts]
+        text = "\n".join(texts)
+    starts, ends = offsets(texts, _floats(s, "start"), _floats(s, "end"), text)
+    labels = s["label"].astype(object).tolist() if "label" in s.columns else [None] * len(s)
+    roles = [ROLES.index(lab) + 1 if lab in ROLES else 0 for lab in labels]
+    themes = (map_unique(s["theme"], lambda t: clean_text(t).strip()).tolist() if "theme" in s.columns
+              else [""] * len(s))
+    idx = s["idx"].to_numpy(dtype="int64", na_value=-1).tolist() if "idx" in s.columns else list(range(len(s)))
+    units = map_unique(s["unit"], unit_name).tolist() if "unit" in s.columns else None
+    theme_guid = {t: guid("code", "theme", t) for t in set(themes) - {""}}
+    stamp = f'creatingUser="{USER}"'
+    out: list[str] = []
+    coded_units: set[str] = set()
+    for j, (slot, theme, i) in enumerate(zip(roles, themes, idx, strict=True)):
+        if not slot and not theme:
+            continue
+        if units is not None and texts[j]:
+            coded_units.add(units[j])
+        if ends[j] <= starts[j]:
+            continue
+        out.append(f'<PlainTextSelection guid="{child_guid(sg, 1, 0, i)}" name="{i}" '
+                   f'startPosition="{starts[j]}" endPosition="{ends[j]}" {stamp}>')
+        if slot:
+            out.append(f'<Coding guid="{child_guid(sg, 2, slot, i)}" {stamp}>'
+                       f'<CodeRef targetGUID="{ROLE_GUIDS[slot]}"/></Coding>')
+        if theme:
+            out.append(f'<Coding guid="{child_guid(sg, 2, 8, i)}" {stamp}>'
+                       f'<CodeRef targetGUID="{theme_guid[theme]}"/></Coding>')
+        out.append("</PlainTextSelection>")
+    out.append("</TextSource>\n")
+    name = clean_text(file_name(doc) or doc_id)
+    return SourcePart(doc_id, name, sg, deflate(text.encode("utf-8")), deflate("".join(out).encode("utf-8")),
+                      tuple(sorted(coded_units)), tuple(sorted(set(themes) - {""})))
+
+
+ROLE_GUIDS = [""] + [guid("code", "role", r) for r in ROLES]
+
+
+def write_qdpx(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path,
+               parts: Sequence[Mapping[str, Any]] | None = None, key: str = PART_KEY) -> None:
+    """The project from the files' parts (one mapping per input file, in input order, holding the
+    file's :func:`document_part` under ``key``); without them they are built from frames["sentences"].
+    Sources are written as the parts are read (each once); project.qde follows, from the compressed
+    selections kept meanwhile (a few MB for a 1,000-report season)."""
+    if parts is None:
+        parts = season_parts(frames, document_part, key)
+    tmp = path.with_name(path.name + ".part")
+    sources: list[tuple[SourcePart, str]] = []
+    cases: dict[str, list[str]] = {}
+    themes: set[str] = set()
     taken: set[str] = set()
-    stamp = f'creatingUser="{user}" creationDateTime="{now}"'
-    qde.write(b"<Sources>\n")
-    for doc_id, text, rows, starts, ends in source_texts(season):
-        sg = source_guid[doc_id]
-        z.writestr(f"sources/{sg}.txt", text.encode("utf-8"))
-        name = clean_text(names.get(doc_id, doc_id))
-        if name in taken:  # QDA tools key sources by name: same-named files get the id
-            name = f"{name} ({doc_id})"
-        taken.add(name)
-        out = [f'<TextSource guid="{sg}" name={quoteattr(name)} plainTextPath="internal://{sg}.txt" {stamp}>']
-        for j in np.flatnonzero(coded[rows] & (ends > starts)):
-            row = rows[j]
-            idx = int(season.idx[row])
-            out.append(f'<PlainTextSelection guid="{child_guid(sg, 1, 0, idx)}" name="{idx}" '
-                       f'startPosition="{starts[j]}" endPosition="{ends[j]}" {stamp}>')
-            slot = int(season.roles[row])
-            if slot:
-                out.append(f'<Coding guid="{child_guid(sg, 2, slot, idx)}" {stamp}>'
-                           f'<CodeRef targetGUID="{role_guids[slot]}"/></Coding>')
-            theme = int(season.themes[row])
-            if theme >= 0:
-                out.append(f'<Coding guid="{child_guid(sg, 2, 8, idx)}" {stamp}>'
-                           f'<CodeRef targetGUID="{theme_guids[theme]}"/></Coding>')
-            out.append("</PlainTextSelection>")
-        out.append("</TextSource>\n")
-        qde.write("".join(out).encode("utf-8"))  # one document's XML at a time
-    qde.write(b"</Sources>\n</Project>\n")
+    with open(tmp, "wb") as fh:
+        z = ZipWriter(fh)
+        for p in parts:
+            part: SourcePart | None = p[key]
+            if part is None:
+                continue
+            z.write_pieces(f"sources/{part.guid}.txt", [part.text])
+            name = part.name
+            if name in taken:  # QDA tools key sources by name: same-named files get the id
+                name = f"{name} ({part.doc_id})"
+            taken.add(name)
+            sources.append((_drop_text(part), name))
+            for unit in part.units:
+                cases.setdefault(unit, []).append(part.guid)
+            themes.update(part.themes)
+        z.write_pieces("project.qde", _project(meta, sources, cases, sorted(themes)))
+        z.close()
+    tmp.replace(path)
 
 
-def write_qdpx(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path) -> None:
-    # project.qde is spooled to a temporary file next to the output (a season's XML is ~100s of MB)
-    with tempfile.TemporaryFile(dir=path.parent) as qde, \
-            zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        write_project(frames, meta, qde, z)
-        qde.seek(0)
-        with z.open("project.qde", "w", force_zip64=True) as dst:
-            shutil.copyfileobj(qde, dst, 1 << 20)
+def _drop_text(part: SourcePart) -> SourcePart:
+    """The part without its source text (written already): only the selections are kept for later."""
+    return SourcePart(part.doc_id, part.name, part.guid, Deflated(b"", 0, 0), part.selections, (), ())
+
+
+def _project(meta: dict[str, Any], sources: list[tuple[SourcePart, str]], cases: dict[str, list[str]],
+             themes: list[str]) -> Iterator[Deflated]:
+    project_name = quoteattr(clean_text(f"汇编 {meta.get('season', '')}"))
+    head = [f"<?xml version='1.0' encoding='utf-8'?>\n<Project xmlns=\"{NS}\" name={project_name} "
+            f'origin="huibian {__version__}">\n'.encode()]
+    users = etree.Element(q("Users"), nsmap=NSMAP)
+    etree.SubElement(users, q("User"), {"guid": USER, "name": "huibian"})
+    elements = [users, _codebook(themes)[0]]
+    if cases:  # the schema puts Cases before Sources
+        el = etree.Element(q("Cases"), nsmap=NSMAP)
+        for unit in sorted(cases):
+            case = etree.SubElement(el, q("Case"), {"guid": guid("case", unit), "name": unit})
+            for sg in sorted(cases[unit]):
+                etree.SubElement(case, q("SourceRef"), {"targetGUID": sg})
+        elements.append(el)
+    head += [etree.tostring(el, encoding="utf-8") + b"\n" for el in elements]
+    head.append(b"<Sources>\n")
+    yield stored(b"".join(head))
+    for part, name in sources:
+        sg = part.guid
+        yield stored(f'<TextSource guid="{sg}" name={quoteattr(name)} plainTextPath="internal://{sg}.txt" '
+                     f'creatingUser="{USER}">'.encode())
+        yield part.selections
+    yield stored(b"</Sources>\n</Project>\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import trafilatura
 from lxml import etree
 from lxml import html as lxml_html
 
@@ -62,6 +61,8 @@ class HtmlBackend:
     def convert(self, path: Path, doc: Document) -> Document:
         markup, enc = decode_html(path.read_bytes())
         doc.encoding = enc
+        import trafilatura  # here: 0.15 s to import, and most seasons hold no web pages
+
         xml = trafilatura.extract(markup, output_format="xml", include_comments=False, include_tables=True,
                                   favor_recall=True, deduplicate=False)
         if not xml:

@@ -64,8 +64,15 @@ def apply_corrections(sentences: pd.DataFrame, path: Path | str) -> pd.DataFrame
         rows = read_corrections(Path(path))
     except ValueError as e:
         raise RunError(str(e)) from None
+    return matching_corrections(sentences, rows)[0]
+
+
+def matching_corrections(sentences: pd.DataFrame, rows: list[dict[str, str]]
+                         ) -> tuple[pd.DataFrame, list[str]]:
+    """(the sentences with the corrections ``rows`` applied, "key=label" of each one applied,
+    sorted): the run keys a file's cached parts on what applied to it."""
     if not rows or sentences.empty:
-        return sentences
+        return sentences, []
     by_key = {r["key"]: r["correct_label"] for r in rows if r["key"]}
     # a correction made without a source applies to that text wherever it occurs
     by_text = {canon(r["text"]): r["correct_label"] for r in rows if r["text"] and not r["source"]}
@@ -78,4 +85,5 @@ def apply_corrections(sentences: pd.DataFrame, path: Path | str) -> pd.DataFrame
         out.loc[hit, "label"] = [n for n in new if n is not None]
         out.loc[hit, "confidence"] = 1.0
         out.loc[hit, "evidence"] = "correction"
-    return out
+    applied = sorted({f"{k}={n}" for k, n in zip(keys, new, strict=True) if n is not None})
+    return out, applied

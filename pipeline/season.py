@@ -1,0 +1,293 @@
+"""The season on disk: one cached entry per input file, read back a piece at a time.
+
+A run never holds the season's sentences in memory.  Each input file's result is an *entry* — a
+folder in the cache holding the file's small tables (documents, articles, toc), its sentences as an
+Arrow IPC file (memory-mapped when read, so touching a column costs only what is read) and, per
+version of the season-level code, its *parts*: what the analysis and the digest need from that one
+file (``pipeline.analyze.document_parts``, ``pipeline.digest.document_parts``).  The season-level
+stages then only combine parts; cross-file work worth keeping (problem grouping blocks) goes into a
+:class:`FolderMemo` keyed by content.  A rerun after one file changed therefore re-does that file's
+entry and parts, and the combines, nothing else.
+
+Layout under the cache root::
+
+    <pipeline fingerprint[:16]>/<key[:2]>/<key>/entry.pkl          small tables, warnings, timings
+                                               /sentences.arrow    the file's sentences
+                                               /parts-<ver>.bin    parts of one parts version
+    memo-<parts version[:16]>/<k[:2]>/<k>.pkl                      season-level memo
+
+Everything is written to a temporary name and renamed, so a run killed at any moment leaves whole
+entries or none.  An unreadable entry is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+#: the file's sentences inside a parts mapping (INTERFACE: parts[i]["sentences"] -> pa.Table)
+SENTENCES = "sentences"
+#: namespace of parts the run itself keeps (the corrected sentences of a corrected file)
+RUN_NS = "run"
+_HEADER = struct.Struct("<Q")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_arrow(table: pa.Table, path: Path) -> None:
+    """An Arrow IPC file, uncompressed: read back by memory map without copying."""
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    _atomic_write(path, sink.getvalue())
+
+
+def read_arrow(path: Path) -> pa.Table:
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+# ---------------------------------------------------------------- parts blobs
+
+def pack_parts(parts: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """{namespace: {name: value}} → one blob: a pickled index, then each value pickled on its own,
+    so a reader unpickles only the values it asks for."""
+    index: dict[tuple[str, str], tuple[int, int]] = {}
+    chunks: list[bytes] = []
+    offset = 0
+    for ns in sorted(parts):
+        for name in sorted(parts[ns]):
+            data = pickle.dumps(parts[ns][name], protocol=pickle.HIGHEST_PROTOCOL)
+            index[(ns, name)] = (offset, len(data))
+            chunks.append(data)
+            offset += len(data)
+    head = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(head)) + head + b"".join(chunks)
+
+
+class PartsBlob:
+    """Random access into a blob written by :func:`pack_parts`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("rb") as fh:
+            (n,) = _HEADER.unpack(fh.read(_HEADER.size))
+            self.index: dict[tuple[str, str], tuple[int, int]] = pickle.loads(fh.read(n))
+        self._base = _HEADER.size + n
+
+    def names(self, ns: str) -> list[str]:
+        return [name for (n, name) in self.index if n == ns]
+
+    def get(self, ns: str, name: str) -> Any:
+        offset, length = self.index[(ns, name)]
+        with self.path.open("rb") as fh:
+            fh.seek(self._base + offset)
+            return pickle.loads(fh.read(length))
+
+
+# ---------------------------------------------------------------- entries
+
+class Entry:
+    """One input file's cached result (a folder)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._small: dict[str, Any] | None = None
+
+    def exists(self) -> bool:
+        return (self.folder / "entry.pkl").is_file() and (self.folder / "sentences.arrow").is_file()
+
+    def load(self) -> dict[str, Any]:
+        """{"tables": {documents, articles, toc}, "warnings": [...], "timings": {...}} — small,
+        so kept once read."""
+        if self._small is None:
+            with (self.folder / "entry.pkl").open("rb") as fh:
+                self._small = pickle.load(fh)
+        return self._small
+
+    def sentences(self) -> pa.Table:
+        return read_arrow(self.folder / "sentences.arrow")
+
+    def parts_path(self, version: str) -> Path:
+        return self.folder / f"parts-{version[:24]}.bin"
+
+    def parts(self, version: str) -> PartsBlob | None:
+        try:
+            return PartsBlob(self.parts_path(version))
+        except (OSError, EOFError, pickle.UnpicklingError, struct.error):
+            return None
+
+    def put_parts(self, version: str, parts: Mapping[str, Mapping[str, Any]]) -> PartsBlob:
+        path = self.parts_path(version)
+        _atomic_write(path, pack_parts(parts))
+        for old in self.folder.glob("parts-*.bin"):  # other versions can never be read again
+            if old != path:
+                old.unlink(missing_ok=True)
+        return PartsBlob(path)
+
+
+class EntryStore:
+    """Entries by key under ``root/<folder name>``; ``put`` replaces an entry atomically."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.folder = root / name
+
+    def entry(self, key: str) -> Entry:
+        return Entry(self.folder / key[:2] / key)
+
+    def get(self, key: str) -> Entry | None:
+        e = self.entry(key)
+        try:
+            if e.exists():
+                e.load()  # a damaged entry is a miss (and is rewritten)
+                return e
+        except Exception:  # noqa: BLE001 - unreadable for any reason: redo the file
+            pass
+        return None
+
+    def put(self, key: str, result: Mapping[str, Any], parts: Mapping[str, Any] | None = None,
+            parts_version: str | None = None) -> Entry:
+        """Write ``result`` ({"tables": {name: pa.Table}, "warnings", "timings"}) as an entry."""
+        final = self.entry(key)
+        final.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.folder.parent))
+        try:
+            tables = dict(result["tables"])
+            sentences = tables.pop(SENTENCES, None)
+            if sentences is None:
+                sentences = pa.table({})
+            write_arrow(sentences, tmp / "sentences.arrow")
+            small = {"tables": tables, "warnings": list(result.get("warnings", [])),
+                     "timings": dict(result.get("timings", {}))}
+            (tmp / "entry.pkl").write_bytes(pickle.dumps(small, protocol=pickle.HIGHEST_PROTOCOL))
+            if parts is not None and parts_version is not None:
+                (tmp / Entry(tmp).parts_path(parts_version).name).write_bytes(pack_parts(parts))
+            if final.folder.exists():  # a damaged or stale entry: replaced whole
+                shutil.rmtree(final.folder, ignore_errors=True)
+            os.replace(tmp, final.folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def prune(self, keep: set[str]) -> None:
+        """Drop every folder under the root except those named in ``keep`` (other versions)."""
+        if not self.root.is_dir():
+            return
+        for d in self.root.iterdir():
+            if d.is_dir() and d.name not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the season's parts
+
+class FileParts(Mapping[str, Any]):
+    """One file's parts of one namespace, loaded on access (nothing is kept), plus "sentences"."""
+
+    def __init__(self, entry: Entry, blob: PartsBlob | None, ns: str) -> None:
+        self._entry, self._blob, self._ns = entry, blob, ns
+        self._names = blob.names(ns) if blob is not None else []
+
+    def __getitem__(self, name: str) -> Any:
+        if name == SENTENCES:
+            if self._blob is not None and (RUN_NS, SENTENCES) in self._blob.index:
+                return self._blob.get(RUN_NS, SENTENCES)  # corrected by the editors
+            return self._entry.sentences()
+        if name not in self._names:
+            raise KeyError(name)
+        assert self._blob is not None
+        return self._blob.get(self._ns, name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._names
+        yield SENTENCES
+
+    def __len__(self) -> int:
+        return len(self._names) + 1
+
+
+class SeasonParts(Sequence[Mapping[str, Any]]):
+    """The season's files, in input order, as seen by one stage's combine (one namespace)."""
+
+    def __init__(self, entries: Sequence[Entry], blobs: Sequence[PartsBlob | None], ns: str) -> None:
+        self._entries, self._blobs, self._ns = entries, blobs, ns
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, i: int) -> FileParts:  # type: ignore[override]
+        if isinstance(i, slice):
+            raise TypeError("SeasonParts does not slice")
+        return FileParts(self._entries[i], self._blobs[i], self._ns)
+
+    def __iter__(self) -> Iterator[FileParts]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+# ---------------------------------------------------------------- the memo
+
+class FolderMemo(MutableMapping[str, Any]):
+    """A persistent memo: one pickle per key (any string; stored under its hash), atomic writes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        h = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        return self.folder / h[:2] / f"{h}.pkl"
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            with self._path(key).open("rb") as fh:
+                value = pickle.load(fh)
+        except Exception:  # noqa: BLE001 - missing or damaged: a miss
+            self.misses += 1
+            raise KeyError(key) from None
+        self.hits += 1
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass  # a full disk costs speed next time, not this run's outputs
+
+    def __delitem__(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("FolderMemo stores keys by hash and cannot list them")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.folder.rglob("*.pkl")) if self.folder.is_dir() else 0
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._path(key).is_file()

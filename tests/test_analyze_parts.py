@@ -1,0 +1,146 @@
+"""Issue 8: the season tables from per-file parts equal the whole-frame analysis; the memo of
+problem-block groupings never changes a result, and a changed file re-clusters only its blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from conftest import SHARED
+
+from pipeline.analyze import DIGEST, SENTENCES, analyze, analyze_parts, document_parts
+from pipeline.analyze.problems import PROBLEM_LABELS, cluster_texts, item_blocks, part_key, problem_items
+from pipeline.run import process_path
+from pipeline.tables import document_rows, to_frames  # noqa: F401 - document_rows: INTERFACE
+
+GOV = SHARED / "corpus" / "gov2026"
+TABLES = ("matrix", "keywords", "problems", "copies", "figures")
+
+
+class CountingMemo(MutableMapping[str, Any]):
+    """A dict that counts the lookups that missed."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = dict(data or {})
+        self.misses: list[str] = []
+
+    def __getitem__(self, k: str) -> Any:
+        if k not in self.data:
+            self.misses.append(k)
+        return self.data[k]
+
+    def __setitem__(self, k: str, v: Any) -> None:
+        self.data[k] = v
+
+    def __delitem__(self, k: str) -> None:
+        del self.data[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[dict[str, pd.DataFrame]]:
+    """The gov2026 season, one DocTables per file (as a run builds them), plus a reissue of one
+    report under another unit (so the season holds copies)."""
+    docs = [to_frames([process_path(p, str(p))]) for p in sorted(GOV.glob("*.txt"))]
+    reissue = {}
+    for k, df in docs[1].items():
+        df = df.copy()
+        for c in ("doc_id", "article_id", "unit"):
+            if c in df:
+                df[c] = df[c].astype(str) + "-再版"
+        reissue[k] = df
+    return [*docs, reissue]
+
+
+def _parts(docs: list[dict[str, pd.DataFrame]]) -> list[dict[str, Any]]:
+    out = []
+    for d in docs:
+        p = document_parts(d)
+        p[SENTENCES] = pa.Table.from_pandas(d["sentences"], preserve_index=False)
+        out.append(p)
+    return out
+
+
+def test_parts_combine_equals_whole_frame_analysis(docs: list[dict[str, pd.DataFrame]]) -> None:
+    whole = {k: pd.concat([d[k] for d in docs], ignore_index=True) for k in docs[0]}
+    want = analyze(whole)
+    got = analyze_parts(_parts(docs), {k: v for k, v in whole.items() if k != "sentences"})
+    for name in TABLES:
+        pd.testing.assert_frame_equal(got[name], want[name], obj=name)
+        assert len(got[name]) > 0, name
+    # parts are deterministic: same rows → equal values
+    again = document_parts(docs[0])
+    first = document_parts(docs[0])
+    for label in PROBLEM_LABELS:
+        pd.testing.assert_frame_equal(again[part_key(label)], first[part_key(label)])
+    assert again[DIGEST] == first[DIGEST]
+    assert np.array_equal(again["copies"]["bands"], first["copies"]["bands"])
+
+
+def test_memo_never_changes_results_and_changed_file_misses_only_its_blocks(
+        docs: list[dict[str, pd.DataFrame]]) -> None:
+    parts = _parts(docs)
+    memo = CountingMemo()
+    cold = analyze_parts(parts, {}, memo)
+    assert len(memo) > 0 and memo.misses  # every block computed once
+    warm_memo = CountingMemo(memo.data)
+    warm = analyze_parts(parts, {}, warm_memo)
+    assert warm_memo.misses == []  # nothing re-clustered
+    for name in TABLES:
+        pd.testing.assert_frame_equal(warm[name], cold[name], obj=name)
+    # one extra gap sentence in one file: only the blocks its items fall in are missed
+    d = {k: v.copy() for k, v in docs[3].items()}
+    s = d["sentences"]
+    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
+        text="基层党组织建设还有薄弱环节，招商引资质效不高。", label="gap", theme="组织",
+        idx=int(s["idx"].max()) + 1, tokens="基层 党组织 建设 还有 薄弱环节 ， 招商引资 质效 不高 。")
+    d["sentences"] = pd.concat([s, extra], ignore_index=True)
+    changed = list(parts)
+    changed[3] = _parts([d])[0]
+    memo2 = CountingMemo(memo.data)
+    after = analyze_parts(changed, {}, memo2)
+    blocks = [k for k in memo.data if k.startswith("problems-block-")]
+    missed = {k for k in memo2.misses if k.startswith("problems-block-")}
+    assert 1 <= len(missed) <= 2 < len(blocks), (missed, len(blocks))
+    # per label: only the changed label's table is rebuilt (the others are one memo read each)
+    assert len({k for k in memo2.misses if k.startswith("problems-label-")}) == 1
+    fresh = analyze_parts(changed, {}, None)  # and the result is the memo-free one
+    for name in TABLES:
+        pd.testing.assert_frame_equal(after[name], fresh[name], obj=name)
+
+
+def test_item_blocks_are_item_local(docs: list[dict[str, pd.DataFrame]]) -> None:
+    """A set larger than the block size is split by theme, then by the item's own anchor word:
+    adding items never moves an existing item into another block (unless its block splits)."""
+    s = pd.concat([d["sentences"] for d in docs], ignore_index=True)
+    items = problem_items(s, ("measure",)).drop_duplicates("text").sort_values("text")
+    assert len(items) > 1500  # the season really is blocked
+    texts, words, themes = (items["text"].tolist(), items["words"].tolist(),
+                            items["theme"].tolist())
+    blocks = item_blocks(texts, words, themes, 300)
+    assert sorted(np.concatenate(blocks).tolist()) == list(range(len(texts)))
+    assert max(map(len, blocks)) <= 300
+    block_of = {texts[i]: k for k, b in enumerate(blocks) for i in b.tolist()}
+    for k, b in enumerate(blocks):
+        assert len({themes[i] for i in b.tolist()}) == 1, k  # one theme per block
+    # drop every tenth item: the rest stay with the same companions, or in a sub-block of theirs
+    keep = [i for i in range(len(texts)) if i % 10]
+    sub = item_blocks([texts[i] for i in keep], [words[i] for i in keep], [themes[i] for i in keep], 300)
+    for b in sub:
+        assert len({block_of[texts[keep[i]]] for i in b.tolist()}) <= 2
+    # and the grouping of a blocked set is the same with and without a memo
+    labels = cluster_texts(texts[:2000], word_lists=words[:2000], themes=themes[:2000], block_size=300)
+    memo: dict[str, Any] = {}
+    assert np.array_equal(labels, cluster_texts(texts[:2000], word_lists=words[:2000],
+                                                themes=themes[:2000], block_size=300, memo=memo))
+    assert np.array_equal(labels, cluster_texts(texts[:2000], word_lists=words[:2000],
+                                                themes=themes[:2000], block_size=300, memo=memo))

@@ -1,0 +1,173 @@
+"""Issue 8: tables.xlsx and corpus.qdpx assembled from per-file compressed fragments.
+
+Real run over the digest test's three reports (test_digest.make_inputs); parts built per file exactly
+as the run builds them (DocTables from `pipeline.tables`' frames grouped by doc_id); everything
+written is read back with zipfile (CRC checked), openpyxl, pandas and lxml.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import zipfile
+import zlib
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pyarrow as pa
+import pytest
+from lxml import etree
+from test_digest import QDA, make_inputs
+
+from pipeline.digest import qdpx, xlsx
+from pipeline.digest.zipparts import ZipWriter, crc32_combine, crc32_shift, deflate, stored
+from pipeline.run import RunConfig, load_frames, run
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    base = tmp_path_factory.mktemp("parts")
+    run(RunConfig(inputs=[str(make_inputs(base / "in"))], out=base / "out", season="分片"))
+    return load_frames(base / "out")
+
+
+def doc_tables(frames: dict[str, pd.DataFrame]) -> list[dict[str, pd.DataFrame]]:
+    """One DocTables per file, in the documents' order (what the run hands document_parts)."""
+    s = frames["sentences"]
+    return [{"documents": frames["documents"][frames["documents"]["doc_id"] == d].reset_index(drop=True),
+             "sentences": s[s["doc_id"] == d].reset_index(drop=True)}
+            for d in frames["documents"]["doc_id"]]
+
+
+def run_parts(frames: dict[str, pd.DataFrame]) -> list[dict[str, object]]:
+    return [{"xlsx": xlsx.document_part(d), "qdpx": qdpx.document_part(d),
+             "sentences": pa.Table.from_pandas(d["sentences"], preserve_index=False)} for d in doc_tables(frames)]
+
+
+# ------------------------------------------------------------------------------------------ zipparts
+
+def test_crc32_combine_matches_zlib_on_random_data() -> None:
+    rnd = random.Random(8)
+    for _ in range(300):
+        a, b = os.urandom(rnd.randrange(0, 3000)), os.urandom(rnd.choice([0, 1, 7, rnd.randrange(0, 100_000)]))
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b), crc32_shift(len(b))) == zlib.crc32(a + b)
+    assert crc32_combine(zlib.crc32(b"x"), zlib.crc32(b"y"), 1) != zlib.crc32(b"yx")  # order matters
+
+
+def test_fragments_concatenate_into_one_valid_entry(tmp_path: Path) -> None:
+    pieces = [b"<a>" * 5000, "中文内容".encode() * 9000, b"", os.urandom(70_000), b"tail"]
+    buf = io.BytesIO()
+    z = ZipWriter(buf)
+    z.write("small.xml", b"<x/>")
+    z.write_pieces("big.xml", [stored(b"HEAD" * 20_000)] + [deflate(p) for p in pieces] + [stored(b"END")])
+    z.close()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
+        assert zf.testzip() is None  # every CRC checked
+        assert zf.read("big.xml") == b"HEAD" * 20_000 + b"".join(pieces) + b"END"
+        assert zf.read("small.xml") == b"<x/>"
+    # the concatenated raw stream inflates as one stream too (what any reader does)
+    body = [deflate(p) for p in pieces]
+    assert zlib.decompress(b"".join(p.data for p in body) + b"\x03\x00", -15) == b"".join(pieces)
+
+
+# ------------------------------------------------------------------------------------------ XLSX
+
+def test_xlsx_from_parts_same_cells_as_from_frames_and_byte_stable(frames: dict[str, pd.DataFrame],
+                                                                    tmp_path: Path) -> None:
+    parts = run_parts(frames)
+    xlsx.write_xlsx(frames, tmp_path / "parts.xlsx", parts)
+    xlsx.write_xlsx(frames, tmp_path / "again.xlsx", run_parts(frames))
+    counts = xlsx.write_xlsx(frames, tmp_path / "frames.xlsx")  # old callers: no parts
+    assert (tmp_path / "parts.xlsx").read_bytes() == (tmp_path / "again.xlsx").read_bytes()
+    assert (tmp_path / "parts.xlsx").read_bytes() == (tmp_path / "frames.xlsx").read_bytes()
+    with zipfile.ZipFile(tmp_path / "parts.xlsx") as z:
+        assert z.testzip() is None
+    wb = openpyxl.load_workbook(tmp_path / "parts.xlsx")
+    ws = wb["sentences"]
+    header = [c.value for c in ws[1]]
+    s = frames["sentences"]
+    assert ws.max_row == len(s) + 1 == counts["sentences"] + 1
+    body = list(ws.iter_rows(min_row=2, values_only=True))
+    for col in ("idx", "text", "label", "confidence", "doc_id"):
+        got = [r[header.index(col)] for r in body]
+        assert got == s[col].tolist(), col
+    pages = [r[header.index("page")] for r in body]
+    assert pages == [None if pd.isna(p) else int(p) for p in s["page"]]  # numbers stay numbers
+    assert all(isinstance(p, int) for p in pages if p is not None)
+    assert [r[header.index("theme")] for r in body] == [t or None for t in s["theme"]]  # empty → empty cell
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:M{len(s) + 1}"
+    # pandas reads every sheet back with the frames' row counts
+    sheets = pd.read_excel(tmp_path / "parts.xlsx", sheet_name=None)
+    for name in ("matrix", "problems", "figures", "copies", "keywords", "documents", "articles"):
+        assert len(sheets[name]) == len(frames[name]), name
+    if len(frames["figures"]):
+        assert sheets["figures"]["value"].tolist() == frames["figures"]["value"].tolist()
+
+
+def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    s = frames["sentences"].copy()
+    tricky = ["=SUM(A1:A9)", "控制\x01字符\x1f", "长" * 40_000, "  前后空格\u3000", "a & b <c> \"d\"", ""]
+    for i, t in enumerate(tricky):
+        s.loc[i, "text"] = t
+    f = dict(frames, sentences=s)
+    xlsx.write_xlsx(f, tmp_path / "t.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "t.xlsx")["sentences"]
+    col = [c.value for c in ws[1]].index("text") + 1
+    got = [ws.cell(2 + i, col) for i in range(len(tricky))]
+    assert got[0].value == "=SUM(A1:A9)" and got[0].data_type == "s"
+    assert got[1].value == "控制字符"
+    assert len(got[2].value) == xlsx.CELL_LIMIT
+    assert got[3].value == "  前后空格\u3000"  # white space kept
+    assert got[4].value == "a & b <c> \"d\""
+    assert got[5].value is None
+    # a big season table (problems-like) through the block memo: same cells, memo reused
+    big = pd.concat([f["sentences"][["doc_id", "idx", "text", "confidence", "page"]]] * 40, ignore_index=True)
+    memo: dict[str, object] = {}
+    for name in ("a", "b"):
+        xlsx.write_xlsx({"problems": big}, tmp_path / f"{name}.xlsx", memo=memo)
+    assert memo and (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+    xlsx.write_xlsx({"problems": big}, tmp_path / "nomemo.xlsx")
+    back = pd.read_excel(tmp_path / "a.xlsx", sheet_name="problems")
+    assert back.equals(pd.read_excel(tmp_path / "nomemo.xlsx", sheet_name="problems"))
+    assert back["idx"].tolist() == big["idx"].tolist()
+    plain = big.index % len(s) >= len(tricky)  # rows not among the tricky ones
+    assert back["text"][plain].tolist() == big["text"][plain].tolist()
+
+
+# ------------------------------------------------------------------------------------------ QDPX
+
+def test_qdpx_from_parts_is_stable_and_independent_of_the_season(frames: dict[str, pd.DataFrame],
+                                                                  tmp_path: Path) -> None:
+    parts = run_parts(frames)
+    meta = {"season": "分片"}
+    qdpx.write_qdpx(frames, meta, tmp_path / "a.qdpx", parts)
+    qdpx.write_qdpx(frames, meta, tmp_path / "b.qdpx")  # old callers: built from the frames
+    assert (tmp_path / "a.qdpx").read_bytes() == (tmp_path / "b.qdpx").read_bytes()
+    # a file's part is the same whatever else is in the season
+    docs = doc_tables(frames)
+    alone = qdpx.document_part(docs[-1])
+    assert alone == parts[-1]["qdpx"]
+    with zipfile.ZipFile(tmp_path / "a.qdpx") as z:
+        assert z.testzip() is None
+        root = etree.fromstring(z.read("project.qde"))
+        texts = {n: z.read(n).decode() for n in z.namelist() if n.startswith("sources/")}
+    guids = [e.get("guid") for e in root.iter() if e.get("guid")]
+    assert len(guids) == len(set(guids))
+    refs = {e.get("targetGUID") for e in root.iter(f"{QDA}CodeRef")} | {
+        e.get("targetGUID") for e in root.iter(f"{QDA}SourceRef")}
+    assert refs <= set(guids)
+    sources = root.findall(f"{QDA}Sources/{QDA}TextSource")
+    assert len(sources) == len(texts) == frames["sentences"]["doc_id"].nunique()
+    for src in sources:
+        text = texts["sources/" + src.get("plainTextPath").removeprefix("internal://")]
+        for sel in src.findall(f"{QDA}PlainTextSelection"):
+            a, b = int(sel.get("startPosition")), int(sel.get("endPosition"))
+            assert 0 <= a < b <= len(text)
+    themes = {c.get("name") for c in root.iter(f"{QDA}Code")}
+    used = {t.strip() for t in frames["sentences"]["theme"] if t and t.strip()}
+    assert used <= themes
+    assert not re.search(rb"creationDateTime", etree.tostring(root))  # no clock in the bytes
