@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import docx
+import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import SAMPLE, seed
 from lxml import etree
@@ -341,16 +344,79 @@ def test_document_parts_are_small_deterministic_and_picklable(out: Path) -> None
     import pickle
 
     from pipeline.digest import document_parts
-    from pipeline.digest.common import frames_to_docs
+    from pipeline.digest.common import EMBED_RANK, MAX_QUOTES, QUOTE_COLUMNS, _unpack_shown, frames_to_docs
     from pipeline.run import load_frames
 
     docs = frames_to_docs(load_frames(out))
     for d in docs:
-        body = pickle.dumps(document_parts(d)["body"])
+        part = document_parts(d)["body"]
+        body = pickle.dumps(part)
         again = pickle.dumps(document_parts({k: v.copy() for k, v in d.items()})["body"])
         assert body == again
         # a few bytes per sentence: bit masks, coded rows' unit/role/confidence, a few quote candidates
-        assert len(body) < 2048 + 8 * len(d["sentences"]), (len(body), len(d["sentences"]))
+        light = pickle.dumps({k: v for k, v in part.items() if k != "shown_columns"})
+        assert len(light) < 2048 + 8 * len(d["sentences"]), (len(light), len(d["sentences"]))
+        # plus the columns of the rows a big season's page may show: at most EMBED_RANK (and the quote
+        # candidates) per unit × role, compressed below their text's size, equal to the file's table
+        held = _unpack_shown(part["shown_columns"])
+        rows = np.flatnonzero(np.unpackbits(part["coded"], count=part["n"]))[part["shown"].astype(np.int64)]
+        assert len(rows) <= (EMBED_RANK + MAX_QUOTES) * 4 * len(part["units"])
+        table = pa.Table.from_pandas(d["sentences"], preserve_index=False).take(pa.array(rows))
+        for c in QUOTE_COLUMNS:
+            want = table.column(c).to_pylist()
+            assert held[c] == [None if isinstance(v, float) and v != v else v for v in want], c
+        text_bytes = sum(len(t.encode()) for t in held["text"])
+        assert len(part["shown_columns"][2]) < 512 + text_bytes
+
+
+class _Counting(Mapping[str, object]):
+    """A file's parts that count how often its sentences table is opened."""
+
+    opened = 0
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+
+    def __getitem__(self, key: str) -> object:
+        if key == "sentences":
+            _Counting.opened += 1
+        return self.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def test_page_rows_held_in_parts_need_no_sentences_table(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the parts hold every row a capped page shows, no file's sentences are opened, and the page
+    is the one the files' tables give (the parts without their held rows); when they do not (a larger
+    cap), the missing rows come from the tables and the page is again the same. Both search sets are
+    the season-wide rule's."""
+    from pipeline.digest import common
+    from pipeline.digest.common import body_sentences, quotes_per_role
+    from pipeline.digest.html import render_html
+    from pipeline.run import load_frames
+
+    monkeypatch.setattr(common, "EMBED_RANK", 3)  # few held rows: both paths on a small season
+    season = _season(load_frames(out), 7)
+    body = body_sentences(season)
+    coded = body[body["label"].isin(ROLES)]
+    parts = _parts(season)
+    small = {k: v for k, v in season.items() if k != "sentences"}
+    bare = [{**p, "body": {k: v for k, v in p["body"].items() if not k.startswith("shown")}} for p in parts]
+    quoted = {q for v in _old_quotes(body, quotes_per_role(body["unit"].nunique())).values() for q in v}
+    groups = coded.groupby(["unit", "label"]).ngroups
+    for limit, held in ((2 * groups, True), (len(coded) // 2, False)):
+        _Counting.opened = 0
+        page = render_html(small, _meta(season), max_embedded=limit, parts=[_Counting(p) for p in parts])
+        assert (_Counting.opened == 0) == held, (limit, _Counting.opened)
+        assert page == render_html(small, _meta(season), max_embedded=limit, parts=bare)
+        data = json.loads(lxml_html.fromstring(page).get_element_by_id("sentences-data").text)
+        f = {name: i for i, name in enumerate(data["fields"])}
+        assert [(data["docs"][r[f["doc"]]][0], r[f["idx"]]) for r in data["rows"]] == \
+            _old_search(body, quoted, limit)
 
 
 def _season(frames: dict[str, pd.DataFrame], k: int) -> dict[str, pd.DataFrame]:

@@ -259,3 +259,22 @@ def test_corrections_reach_every_table_through_the_cache(tmp_path: Path) -> None
 
     run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))  # corrections withdrawn
     assert _tables(out) == before
+
+
+def test_new_season_code_remakes_parts_from_cached_entries(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.run as run_module
+
+    inputs = _inputs(tmp_path, n=2)
+    out = tmp_path / "out"
+    run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    before = _tables(out)
+    # the analysis or digest code changed: entries (ingest → tag) are reused, parts are re-made
+    monkeypatch.setattr(run_module, "parts_fingerprint", lambda: "f" * 64)
+    m = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    assert m["reused"] == m["files_in"] == 3 and m["processed"] == 0
+    assert m["memo"]["hits"] == 0  # a new code version starts a new memo
+    assert _tables(out) == before
+    blobs = list((out / ".cache").rglob("parts-*.bin"))
+    assert blobs and all(b.name == f"parts-{'f' * 24}.bin" for b in blobs)  # old versions dropped
+    assert not [d for d in (out / ".cache").iterdir() if d.name.startswith("memo-")
+                and d.name != f"memo-{'f' * 16}"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -168,13 +172,19 @@ QUOTE_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "labe
 # A season's digest never holds its sentences. Each input file contributes a *body part* (made once,
 # cached with the file): which of its rows are report text, their units, per unit × role counts, and
 # for its coded rows (strength/gap/cause/measure) the unit, role and confidence — a few bytes a row —
-# plus its own best quote candidates with their idx. The season combine (:class:`SeasonBody`) ranks
-# on those small arrays and fetches text, section, theme only for the rows it shows, from each file's
-# memory-mapped sentences (``parts[i]["sentences"]``, a pyarrow Table).
+# plus its own best quote candidates with their idx, and the columns of the rows a 1,000-report
+# season's page can show of it (EMBED_RANK). The season combine (:class:`SeasonBody`) ranks on those
+# small arrays and takes text, section, theme of the rows it shows from the parts, or — for rows a part
+# does not hold (small seasons search every sentence) — from each file's memory-mapped sentences
+# (``parts[i]["sentences"]``, a pyarrow Table).
 
 BODY_PART = "body"  # the key of the html/docx part in ``digest.document_parts``
 SENTENCES = "sentences"  # every element of ``parts`` carries the file's sentences under this key
 COUNT_LABELS = (*ROLES, "other")
+# a file's part carries the columns of its coded rows ranked below this within their unit × role (and of
+# its quote candidates): what a 1,000-report season's page shows of it (its search reaches rank 23), a
+# few KB; a season needing more of a file (small seasons search every sentence) reads its table
+EMBED_RANK = 24
 DocTables = dict[str, pd.DataFrame]
 
 
@@ -229,7 +239,10 @@ def body_part(sentences: pd.DataFrame, max_quotes: int = MAX_QUOTES) -> dict[str
     appearance order), ``counts`` (per unit: report sentences, then each of COUNT_LABELS), ``content``
     and ``coded`` (row masks, bit-packed), ``unit``/``label``/``conf`` (per coded row: unit index, role
     index into ROLES, confidence key), ``quotes`` (coded-row indexes of the file's best ``max_quotes``
-    per unit × role: confidence high first, then idx, then row order) with their ``quote_idx``.
+    per unit × role: confidence high first, then idx, then row order) with their ``quote_idx``;
+    ``shown`` (coded-row indexes of the rows ranked below ``shown_rank`` = EMBED_RANK in their unit ×
+    role, confidence high first then row order, plus the quote candidates) and ``shown_columns`` (their
+    QUOTE_COLUMNS, compressed: :func:`_shown_columns`), so a big season's page opens no file.
     """
     s = sentences
     n = len(s)
@@ -278,10 +291,65 @@ def body_part(sentences: pd.DataFrame, max_quotes: int = MAX_QUOTES) -> dict[str
     order = np.lexsort((cpos, idx, -_conf_value(key)))
     rank = group_rank((cunit * len(ROLES) + crole)[order])
     quotes = np.sort(order[rank < max_quotes])
+    # rows a big season's page may show (html.embedded_rows: the most confident of each unit × role in
+    # turn, season order on ties; a row's rank in the season is at least its rank in its file) and the
+    # quote candidates: their columns ride in the part, so the combine opens no file for them
+    search_order = np.lexsort((cpos, -_conf_value(key)))
+    search_rank = group_rank((cunit * len(ROLES) + crole)[search_order])
+    picked = np.zeros(len(cpos), bool)
+    picked[search_order[search_rank < EMBED_RANK]] = True
+    picked[quotes] = True
     return {"n": n, "units": units, "counts": counts.astype(np.int32),
             "content": np.packbits(content), "coded": np.packbits(coded_mask),
             "unit": _uint(cunit), "label": crole.astype(np.uint8), "conf": key,
-            "quotes": _uint(quotes), "quote_idx": _compact_floats(idx[quotes]), "max_quotes": max_quotes}
+            "quotes": _uint(quotes), "quote_idx": _compact_floats(idx[quotes]), "max_quotes": max_quotes,
+            "shown": _uint(np.flatnonzero(picked)), "shown_rank": EMBED_RANK, "shown_columns": _shown_columns(s, cpos[picked])}
+
+
+def _shown_columns(s: pd.DataFrame, rows: np.ndarray) -> tuple[str, int, bytes]:
+    """QUOTE_COLUMNS of these rows as the combine would read them from the file's Arrow table
+    (``to_pylist``; NaN as None; a column the file lacks is all None), {column: values} pickled and
+    compressed: (codec, pickled size, bytes). zstd (pyarrow's) halves report text, ~7 KB a file, and
+    unpacks in ~0.03 ms, twice as fast as zlib. Repeated strings are one object (pickle writes them
+    once: units, sections, themes repeat)."""
+    present = [c for c in QUOTE_COLUMNS if c in s.columns]
+    take = pa.array(rows, type=pa.int64())
+    out: dict[str, list[Any]] = {}
+    for c in QUOTE_COLUMNS:
+        if c not in present:
+            out[c] = [None] * len(rows)
+            continue
+        # column by column (what Table.from_pandas does per column, without a frame of the rows: 3× faster)
+        col = pa.Array.from_pandas(s[c]).take(take)
+        values = col.to_pylist()
+        if pa.types.is_floating(col.type):
+            values = [_plain(v) for v in values]
+        elif c != "text":
+            seen: dict[Any, Any] = {}
+            values = [seen.setdefault(v, v) for v in values]
+        out[c] = values
+    data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+    if pa.Codec.is_available("zstd"):
+        return "zstd", len(data), _codec("zstd").compress(data, asbytes=True)
+    return "zlib", len(data), zlib.compress(data, 6)
+
+
+@cache
+def _codec(name: str) -> pa.Codec:
+    return pa.Codec(name, 3)
+
+
+def _unpack_shown(held: tuple[str, int, bytes]) -> dict[str, list[Any]]:
+    codec, size, data = held
+    raw = zlib.decompress(data) if codec == "zlib" else _codec(codec).decompress(data, size, asbytes=True)
+    return pickle.loads(raw)
+
+
+def _take(values: list[Any], at: list[int]) -> list[Any]:
+    """values[i] for i in at (itemgetter: one C call)."""
+    if len(at) == 1:
+        return [values[at[0]]]
+    return list(itemgetter(*at)(values)) if at else []
 
 
 def _compact_floats(values: np.ndarray) -> np.ndarray:
@@ -351,6 +419,13 @@ class FrameParts(Mapping[str, Any]):
         return len(self.values) + 1
 
 
+def _objects(values: list[Any]) -> np.ndarray:
+    """A list as a 1-d object array, element for element (np.array would nest sequences)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _plain(v: Any) -> Any:
     """A fetched cell as the templates expect it: missing (None, NaN) as None."""
     return None if v is None or (isinstance(v, float) and v != v) else v
@@ -378,6 +453,10 @@ class SeasonBody:
         code = {u: i for i, u in enumerate(self.units)}
         counts = np.zeros((len(self.units), 1 + len(COUNT_LABELS)), dtype=np.int64)
         files, pos, unit, label, conf, q_rows, q_idx = [], [], [], [], [], [], []
+        shown_keys: list[np.ndarray] = []
+        candidates: list[np.ndarray] = []
+        shown_rank = EMBED_RANK
+        shown: dict[str, list[Any]] = {c: [] for c in QUOTE_COLUMNS}
         offset = 0
         float_conf = any(b["conf"].dtype != np.uint16 for b in loaded)
         for f, b in enumerate(loaded):
@@ -391,6 +470,14 @@ class SeasonBody:
             label.append(b["label"].astype(np.int64))
             conf.append(_conf_value(b["conf"]) if float_conf else b["conf"])
             q_rows.append(b["quotes"].astype(np.int64) + offset)
+            if "shown" in b:  # rows whose columns the part holds (keys sorted: files, then rows, in order)
+                held_rows = b["shown"].astype(np.int64)
+                shown_keys.append(f * (1 << 32) + cpos[held_rows])
+                candidates.append(held_rows + offset)
+                shown_rank = min(shown_rank, b["shown_rank"])
+                held = _unpack_shown(b["shown_columns"])
+                for c in QUOTE_COLUMNS:
+                    shown[c].extend(held[c])
             q_idx.append(np.asarray(b["quote_idx"], dtype=np.float64))
             offset += len(cpos)
         self.counts = pd.DataFrame(counts, index=pd.Index(self.units, name="unit"),
@@ -402,9 +489,15 @@ class SeasonBody:
         self.conf = conf_all if float_conf else _conf_value(conf_all.astype(np.uint16))
         self.quote_rows, self.quote_idx = cat(q_rows, np.int64), cat(q_idx, np.float64)
         self.max_quotes = min((b["max_quotes"] for b in loaded), default=MAX_QUOTES)
+        self.shown_keys = cat(shown_keys, np.int64)
+        # coded rows (indexes into file/pos/…) of every row ranked below shown_rank within its file's
+        # unit × role, quote candidates included, when every part lists them (html.embedded_rows)
+        self.candidates: np.ndarray | None = cat(candidates, np.int64) if len(candidates) == len(loaded) else None
+        self.shown_rank = shown_rank
+        self.shown = shown
         # the page's search rows once chosen for a cap (html.prepare), and rows read ahead (prefetch)
         self.search: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
-        self._pre: tuple[np.ndarray, tuple[str, ...], dict[str, list[Any]]] | None = None
+        self._pre: tuple[np.ndarray, tuple[str, ...], dict[str, np.ndarray]] | None = None
 
     @classmethod
     def from_frames(cls, frames: dict[str, pd.DataFrame], max_quotes: int = MAX_QUOTES) -> SeasonBody:
@@ -439,10 +532,14 @@ class SeasonBody:
         """Read these rows' columns now, once per file, and serve later :meth:`fetch` calls for any of
         them from memory (the page's search rows include its quotes: one pass over the files)."""
         keys = self._key(files, rows)
+        if len(self.shown_keys) and set(columns) <= set(QUOTE_COLUMNS) and np.isin(keys, self.shown_keys).all():
+            self._pre = None  # the parts hold them all: fetches take them from there
+            return
         if len(keys) > 1 and np.any(np.diff(keys) <= 0):  # lookups below need them sorted, once each
             keys, first = np.unique(keys, return_index=True)
             files, rows = files[first], rows[first]
-        self._pre = (keys, tuple(columns), self._read(files, rows, columns))
+        got = self._read(files, rows, columns)
+        self._pre = (keys, tuple(columns), {c: _objects(v) for c, v in got.items()})
 
     def _key(self, files: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return files.astype(np.int64) * (1 << 32) + rows.astype(np.int64)
@@ -454,11 +551,32 @@ class SeasonBody:
         if pre is not None and set(columns) <= set(pre[1]):
             keys, at = self._key(files, rows), np.searchsorted(pre[0], self._key(files, rows))
             if len(keys) == 0 or (at.max() < len(pre[0]) and np.array_equal(pre[0][at], keys)):
-                picks = at.tolist()
-                return {c: [pre[2][c][i] for i in picks] for c in columns}
+                return {c: pre[2][c][at].tolist() for c in columns}
         return self._read(files, rows, columns)
 
     def _read(self, files: np.ndarray, rows: np.ndarray, columns: Sequence[str]) -> dict[str, list[Any]]:
+        """The rows' columns: from the parts where they hold them, the rest from the files' tables."""
+        keys = self.shown_keys
+        if len(files) == 0 or len(keys) == 0 or not set(columns) <= set(QUOTE_COLUMNS):
+            return self._read_tables(files, rows, columns)
+        want = self._key(files, rows)
+        at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        hit = keys[at] == want
+        if hit.all():
+            picks = at.tolist()
+            return {c: _take(self.shown[c], picks) for c in columns}
+        miss = np.flatnonzero(~hit)
+        rest = self._read_tables(files[miss], rows[miss], columns)
+        picks = at[hit].tolist()
+        out: dict[str, list[Any]] = {}
+        for c in columns:
+            values = np.empty(len(want), dtype=object)
+            values[hit] = _objects(_take(self.shown[c], picks))
+            values[miss] = _objects(rest[c])
+            out[c] = values.tolist()
+        return out
+
+    def _read_tables(self, files: np.ndarray, rows: np.ndarray, columns: Sequence[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {c: [] for c in columns}
         if len(files) == 0:
             return out

@@ -244,9 +244,11 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
     out.heading("概览：单位 × 角色", 1)
     body = season_body(frames, parts, body)
     pivot = role_pivot(frames, body)
+    head = pivot.head(MAX_DOCX_ROWS)
+    at = [head.columns.get_loc(r) for r in (*ROLES, "other")]  # rows as lists: iterrows makes a Series each
     out.table(["单位", *[ROLE_NAMES[r] for r in ROLES], "其他"],
-              [[u, *[int(row[r]) for r in ROLES], int(row["other"])]
-               for u, row in pivot.head(MAX_DOCX_ROWS).iterrows()], total=len(pivot))
+              [[u, *[int(row[j]) for j in at]] for u, row in zip(head.index, head.to_numpy().tolist(), strict=True)],
+              total=len(pivot))
 
     m = theme_matrix(frames)
     if m is not None:
@@ -323,7 +325,10 @@ def build_docx(frames: dict[str, pd.DataFrame], meta: dict[str, Any],
     if docs is not None:
         out.heading("文件", 1)
         out.table(["文件", "状态", "原因"],
-                  [[r["source"], r["status"], r.get("reason", "")] for r in docs.to_dict("records")],
+                  # column by column: to_dict("records") boxes every cell of every column (~0.1 s)
+                  [list(r) for r in zip(docs["source"].tolist(), docs["status"].tolist(),
+                                        docs["reason"].tolist() if "reason" in docs.columns else [""] * len(docs),
+                                        strict=True)],
                   limit=10_000)
     out.append_to(doc)
     return doc
