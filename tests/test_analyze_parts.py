@@ -13,6 +13,7 @@ import pytest
 from conftest import SHARED
 
 from pipeline.analyze import DIGEST, SENTENCES, analyze, analyze_parts, document_parts
+from pipeline.analyze.copies import RATIO_MEMO, ROWS_MEMO, combine_copies, copy_part, fetch_rows
 from pipeline.analyze.problems import PROBLEM_LABELS, cluster_texts, item_blocks, part_key, problem_items
 from pipeline.run import process_path
 from pipeline.tables import document_rows, to_frames  # noqa: F401 - document_rows: INTERFACE
@@ -116,6 +117,41 @@ def test_memo_never_changes_results_and_changed_file_misses_only_its_blocks(
     fresh = analyze_parts(changed, {}, None)  # and the result is the memo-free one
     for name in TABLES:
         pd.testing.assert_frame_equal(after[name], fresh[name], obj=name)
+
+
+def test_copies_memo_reuses_scores_and_rows_and_never_changes_the_table(
+        docs: list[dict[str, pd.DataFrame]]) -> None:
+    """Pair scores (under the texts' hashes) and fetched rows (under each file's digest) are
+    reused from the memo; a stale memo (another season's entries) gives the memo-free table."""
+    parts = [p["copies"] for p in _parts(docs)]
+    sentences = [d["sentences"] for d in docs]
+    fetched: list[int] = []
+
+    def fetch(f: int, rows: np.ndarray) -> list[tuple[Any, ...]]:
+        fetched.append(len(rows))
+        return fetch_rows(parts[f], sentences[f], rows)
+
+    plain = combine_copies(parts, fetch)
+    assert len(plain) > 0 and fetched
+    memo: dict[str, Any] = {}
+    pd.testing.assert_frame_equal(combine_copies(parts, fetch, memo), plain)
+    assert len(memo[RATIO_MEMO]["r"]) > 0 and memo[ROWS_MEMO]
+    fetched.clear()
+    pd.testing.assert_frame_equal(combine_copies(parts, fetch, memo), plain)
+    assert fetched == []  # every row came from the memo
+    # the per-file digest follows what a copy row shows: another unit → another digest
+    assert copy_part(sentences[-1].copy())["digest"] == parts[-1]["digest"]
+    moved_sentences = [*sentences[:-1], sentences[-1].assign(unit=sentences[-1]["unit"] + "办")]
+    moved = [*parts[:-1], copy_part(moved_sentences[-1])]
+    assert moved[-1]["digest"] != parts[-1]["digest"]
+    # a stale memo (from the season with the reissue under another unit) gives the memo-free table
+    stale: dict[str, Any] = {}
+    moved_table = combine_copies(
+        moved, lambda f, rows: fetch_rows(moved[f], moved_sentences[f], rows), stale)
+    assert set(moved_table["unit_a"]) | set(moved_table["unit_b"]) != set(plain["unit_a"]) | set(
+        plain["unit_b"])
+    assert stale[ROWS_MEMO].keys() != memo[ROWS_MEMO].keys()
+    pd.testing.assert_frame_equal(combine_copies(parts, fetch, stale), plain)
 
 
 def test_item_blocks_are_item_local(docs: list[dict[str, pd.DataFrame]]) -> None:

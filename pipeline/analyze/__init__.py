@@ -63,9 +63,11 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
                   timings: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
     """Season tables from the files' parts (in input order). ``frames`` (documents, articles,
     toc) are not needed by today's tables; ``memo`` keeps, across runs, each problem label's table
-    (under the digests of its files' items) and the block groupings of recurring problems (same
-    result with an empty memo as with a full one). A file whose part failed (its mapping lacks
-    the tables' keys) is left out. ``timings``: seconds per table, filled in when given."""
+    (under the digests of its files' items), the block groupings of recurring problems, the
+    scores of candidate copy pairs (under the texts' hashes) and the rows copies show (under each
+    file's digest) — same result with an empty memo as with a full one. A file whose part
+    failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
+    filled in when given."""
     ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
     tm = timings if timings is not None else {}
 
@@ -82,7 +84,7 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     t3 = time.perf_counter()
     copy_parts = [p["copies"] for p in ok]
     out["copies"] = combine_copies(
-        copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows))
+        copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows), memo)
     t4 = time.perf_counter()
     out["figures"] = combine_figures(each("figures"))
     t5 = time.perf_counter()

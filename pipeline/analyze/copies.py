@@ -17,8 +17,9 @@ the table is the same in every run and under every PYTHONHASHSEED.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,12 @@ MAX_SPREAD = 4  # a sentence found in more articles than this is boilerplate
 MAX_BUCKET = 2 * MAX_SPREAD
 MAX_GAP = 2  # matched sentences at most this far apart form one passage
 SEED = 20260  # fixed: the same permutations in every run
+#: memo entry of confirmed-pair scores: fuzz.ratio of two texts under their content hashes (a pure
+#: function of the key, so a stale or missing entry only costs time, never changes a result)
+RATIO_MEMO = "copies-ratios-fuzz.ratio-v1"
+#: memo entry of the sentences fetched for copies: per file digest, (text, doc, article, unit, page)
+ROWS_MEMO = "copies-rows-v1"
+_ROW_COLUMNS = ("doc_id", "article_id", "unit", "page", "idx", "kind", "text")
 _CHUNK = 2_000_000  # 4-grams hashed per numpy pass (bounds memory)
 
 _NOISE = re.compile(r"[\s\u3000，,。.；;：:、！!？?“”\"'‘’（）()《》\-—…*]+")
@@ -172,7 +179,15 @@ def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
     codes, texts = pd.factorize(s["norm"].iloc[long_rows])
     texts = [str(t) for t in texts]
     sig = minhash_signatures(texts)
+    # a content hash per text: what the memo of pair scores is keyed on
+    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(),
+                                         "little") for t in texts), dtype=np.uint64, count=len(texts))
     doc_codes, docs = pd.factorize(s["doc_id"].astype(str))
+    # what fetch_rows reads of this file: rows fetched once are reused while this is unchanged
+    cols = [c for c in _ROW_COLUMNS if c in s]
+    digest = hashlib.blake2b(repr(cols).encode(), digest_size=16)
+    for c in cols:
+        digest.update(repr(s[c].tolist()).encode("utf-8"))
     return {
         "keys": np.asarray(keys, dtype=object),
         "key_rows": np.bincount(key_codes, minlength=len(keys)).astype(np.int32),
@@ -182,20 +197,24 @@ def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
         "long_text": codes.astype(np.int32),  # each long row's text
         "texts": pa.array(texts, type=pa.string()),  # Arrow: concatenated and encoded without Python
         "bands": band_keys(sig),
+        "hashes": hashes,
         "docs": np.asarray(docs, dtype=object),
         "doc": doc_codes.astype(np.int32),
         "idx": s["idx"].to_numpy(dtype=np.int64),
+        "digest": digest.hexdigest(),
     }
 
 
 def combine_copies(parts: Sequence[Mapping[str, Any]],
-                   fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]]) -> pd.DataFrame:
+                   fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]],
+                   memo: MutableMapping[str, Any] | None = None) -> pd.DataFrame:
     """copies.parquet from the files' parts: one row per shared passage between two articles.
 
     ``fetch(file, rows)``: text, doc_id, article_id, unit and page of those rows of that file's
     part (row numbers in the part's key order), in that order. Rows are numbered as if the whole
     season were sorted by article key and idx, and texts by first appearance in that order, so
-    every tie breaks as when the season was searched at once.
+    every tie breaks as when the season was searched at once. ``memo``: pair scores kept across
+    runs under the texts' content hashes (same result with or without it).
     """
     keys_l = [p["keys"] for p in parts]
     n_keys = np.array([len(k) for k in keys_l], dtype=np.int64)
@@ -211,6 +230,7 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     gstart[korder] = np.concatenate(([0], np.cumsum(key_rows[korder])[:-1]))
     # per long row: its global row number, its article (rank) and its text
     rows_l, art_l, text_l, nlen_l, bands_l, texts_all = [], [], [], [], [], []  # type: ignore[var-annotated]
+    hash_l: list[np.ndarray] = []
     k_off = t_off = 0
     file_of_key = np.repeat(np.arange(len(parts)), n_keys)
     for p, nk in zip(parts, n_keys.tolist(), strict=True):
@@ -224,6 +244,7 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
         art_l.append(rank[row_key[lr]])
         text_l.append(p["long_text"].astype(np.int64) + t_off)
         bands_l.append(p["bands"])
+        hash_l.append(p["hashes"])
         texts_all.append(p["texts"])
         k_off += nk
         t_off += len(p["texts"])
@@ -234,7 +255,7 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     row_of_g = np.concatenate(rows_l)
     art_of_row = np.full(n_rows, -1, dtype=np.int64)
     art_of_row[row_of_g] = np.concatenate(art_l)
-    if len(np.unique(np.concatenate(art_l))) < 2:
+    if len(_distinct(np.concatenate(art_l))) < 2:
         return _empty()
     # one code per distinct text, numbered by first appearance in season row order
     tid, uniq = _factorize(texts_all)
@@ -249,19 +270,16 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     n_text = len(uniq)
     bands = np.empty((n_text, bands_all.shape[1]), dtype=np.uint64)
     bands[code_of_tid] = bands_all[first_local]
+    hashes = np.empty(n_text, dtype=np.uint64)
+    hashes[code_of_tid] = np.concatenate(hash_l)[first_local]
     texts = uniq.take(pa.array(np.argsort(code_of_tid)))  # Arrow, by code
     order = np.argsort(row_of_g, kind="stable")
     long_rows = row_of_g[order]
     codes = code_of_tid[occ_text][order]
 
     pairs = pairs_from_band_keys(bands)
-    if len(pairs):
-        tl = texts.to_pylist()  # each distinct text once; the pairs index that list
-        ratios = process.cpdist([tl[i] for i in pairs[:, 0].tolist()],
-                                [tl[j] for j in pairs[:, 1].tolist()], scorer=fuzz.ratio, workers=1)
-        pairs, ratios = pairs[ratios >= MIN_RATIO], ratios[ratios >= MIN_RATIO]
-    else:
-        ratios = np.zeros(0)
+    ratios = _ratios(pairs, texts, hashes, memo)
+    pairs, ratios = pairs[ratios >= MIN_RATIO], ratios[ratios >= MIN_RATIO]
     # edges text → confirmed near-duplicate (both ways, and each text to itself at 100)
     self_loops = np.arange(n_text)
     edges = pd.DataFrame({
@@ -269,12 +287,11 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
         "c": np.concatenate((self_loops, pairs[:, 1], pairs[:, 0])),
         "r": np.concatenate((np.full(n_text, 100.0), ratios, ratios)),
     })
-    occ = pd.DataFrame({"c": codes, "key": art_of_row[long_rows]})
     # every sentence a text stands for (its own and its confirmed partners'), and in how many
     # articles they occur: 1 = nothing shared, more than MAX_SPREAD = boilerplate
-    spread = edges.merge(occ, on="c").groupby("j")["key"].nunique()
-    shared = np.flatnonzero(((spread >= 2) & (spread <= MAX_SPREAD)).reindex(
-        range(n_text), fill_value=False).to_numpy())
+    spread = _spread(edges["j"].to_numpy(), edges["c"].to_numpy(), codes,
+                     art_of_row[long_rows], n_text, len(korder))
+    shared = np.flatnonzero((spread >= 2) & (spread <= MAX_SPREAD))
     keys = art_of_row
     # every (sentence a, sentence b) of a shared text j and a partner c (or j itself) in another
     # article; per (article of a, article of b, a) the best partner: highest ratio, ties by c
@@ -308,7 +325,7 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
         share_b = sum(int(nlen[i]) for i in back) / max(int(total_chars[kb]), 1)
         for run in _passages(sorted(pairs_ab)):
             found.append((run, pairs_ab[run[0]][0], share_a, share_b,
-                          round(float(np.mean([pairs_ab[i][1] for i in run])) / 100, 4)))
+                          round(_mean([pairs_ab[i][1] for i in run]) / 100, 4)))
     if not found:
         return _empty()
     # the sentences of the rows that made it, fetched per file (global row → file, local row)
@@ -319,14 +336,32 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     kstart_file = np.concatenate(([0], np.cumsum(n_keys)[:-1]))
     local = np.empty(len(need_a), dtype=np.int64)
     info: dict[int, tuple] = {}
-    for f in np.unique(fil).tolist():
-        sel = np.flatnonzero(fil == f)
+    # rows fetched in earlier runs, per file under the digest of its rows (a pure function of it)
+    known_all: dict[str, dict[int, tuple]] = (memo.get(ROWS_MEMO) if memo is not None else None) or {}
+    kept: dict[str, dict[int, tuple]] = {}
+    fetched = False
+    by_file = np.argsort(fil, kind="stable")
+    bounds = np.flatnonzero(np.concatenate(([True], fil[by_file][1:] != fil[by_file][:-1], [True])))
+    for lo_, hi_ in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        sel = by_file[lo_:hi_]
+        f = int(fil[sel[0]])
         kr = parts[f]["key_rows"].astype(np.int64)
         lstart = np.concatenate(([0], np.cumsum(kr)[:-1]))
         local[sel] = lstart[g_art[sel] - kstart_file[f]] + need_a[sel] - gstart[g_art[sel]]
-        got = fetch(f, local[sel])
-        for g, row in zip(need_a[sel].tolist(), got, strict=True):
-            info[g] = row
+        rows = local[sel].tolist()
+        digest = parts[f].get("digest")
+        known = known_all.get(digest, {}) if digest else {}
+        miss = [r for r in rows if r not in known]
+        if miss:
+            known = {**known, **dict(zip(miss, fetch(f, np.asarray(miss, dtype=np.int64)),
+                                         strict=True))}
+            fetched = True
+        for g, r in zip(need_a[sel].tolist(), rows, strict=True):
+            info[g] = known[r]
+        if digest:
+            kept[digest] = {r: known[r] for r in rows}
+    if memo is not None and (fetched or kept.keys() != known_all.keys()):
+        memo[ROWS_MEMO] = kept  # this run's rows only: the entry never outgrows one season
     out = []
     for run, b0, share_a, share_b, sim in found:
         a0 = run[0]
@@ -396,6 +431,64 @@ def _factorize(chunks: list[Any]) -> tuple[np.ndarray, pa.Array]:
         return np.zeros(0, dtype=np.int64), pa.array([], type=pa.string())
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks])
     return codes.astype(np.int64), enc.chunks[0].dictionary
+
+
+def _ratios(pairs: np.ndarray, texts: pa.Array, hashes: np.ndarray,
+            memo: MutableMapping[str, Any] | None) -> np.ndarray:
+    """fuzz.ratio of each pair of texts (codes into ``texts``); the ones in the memo (keyed by the
+    two texts' content hashes, smaller first: the ratio is symmetric) are read, the rest computed,
+    and the memo entry replaced by this run's pairs (bounded: it never grows past one season)."""
+    n = len(pairs)
+    if not n:
+        return np.zeros(0)
+    ha, hb = hashes[pairs[:, 0]], hashes[pairs[:, 1]]
+    lo, hi = np.minimum(ha, hb), np.maximum(ha, hb)
+    with np.errstate(over="ignore"):
+        mixed = lo * _U64(0x9E3779B97F4A7C15) ^ hi  # one sortable key per pair, checked below
+    ratios = np.full(n, np.nan)
+    hit = memo.get(RATIO_MEMO) if memo is not None else None
+    if hit is not None and len(hit["mixed"]):
+        pos = np.minimum(np.searchsorted(hit["mixed"], mixed), len(hit["mixed"]) - 1)
+        ok = (hit["mixed"][pos] == mixed) & (hit["lo"][pos] == lo) & (hit["hi"][pos] == hi)
+        ratios[ok] = hit["r"][pos[ok]]
+    todo = np.flatnonzero(np.isnan(ratios))
+    if len(todo):
+        need = _distinct(pairs[todo].ravel())  # only the texts of the pairs to score become Python strings
+        tl = texts.take(pa.array(need)).to_pylist()
+        a = np.searchsorted(need, pairs[todo, 0]).tolist()
+        b = np.searchsorted(need, pairs[todo, 1]).tolist()
+        ratios[todo] = process.cpdist([tl[i] for i in a], [tl[j] for j in b],
+                                      scorer=fuzz.ratio, workers=1)
+        if memo is not None:
+            order = np.argsort(mixed, kind="stable")
+            memo[RATIO_MEMO] = {"mixed": mixed[order], "lo": lo[order], "hi": hi[order],
+                                "r": ratios[order]}
+    return ratios
+
+
+def _spread(j: np.ndarray, c: np.ndarray, occ_text: np.ndarray, occ_key: np.ndarray,
+            n_text: int, n_keys: int) -> np.ndarray:
+    """Per text j: the number of distinct articles in which j or a partner c (edges j → c) occurs."""
+    tk = _distinct(occ_text.astype(np.int64) * n_keys + occ_key)  # (text, article) pairs
+    t_of, k_of = tk // n_keys, tk % n_keys
+    start = np.searchsorted(t_of, np.arange(n_text))
+    cnt = np.bincount(t_of, minlength=n_text)
+    rep = cnt[c]
+    offs = np.cumsum(rep) - rep
+    idx = np.arange(int(rep.sum())) - np.repeat(offs, rep) + np.repeat(start[c], rep)
+    jk = _distinct(np.repeat(j.astype(np.int64), rep) * n_keys + k_of[idx])
+    return np.bincount(jk // n_keys, minlength=n_text)
+
+
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + drop repeats: numpy 2's hash-based np.unique is slower here)."""
+    x = np.sort(x)
+    return x[np.concatenate(([True], x[1:] != x[:-1]))] if len(x) else x
+
+
+def _mean(xs: list[float]) -> float:
+    """np.mean's value (pairwise summation from 8 values up) without its per-call cost."""
+    return sum(xs) / len(xs) if len(xs) < 8 else float(np.mean(xs))
 
 
 def _passages(rows: list[int]) -> list[list[int]]:

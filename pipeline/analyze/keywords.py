@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from .matrix import content_sentences
@@ -83,7 +84,7 @@ def combine_keywords(parts: Iterable[Mapping[str, np.ndarray]], top_n: int = TOP
         return _empty()
     new_col = np.full(len(vocab_arrow), -1, dtype=np.int64)
     new_col[cols] = np.arange(len(cols))
-    vocab = np.asarray(vocab_arrow.take(pa.array(cols)).to_pylist(), dtype=object)
+    vocab_kept = vocab_arrow.take(pa.array(cols))
     u = u_code[np.concatenate(us)]
     w = new_col[w_code[np.concatenate(ws)]]
     n = np.concatenate(ns).astype(np.float64)
@@ -105,12 +106,15 @@ def combine_keywords(parts: Iterable[Mapping[str, np.ndarray]], top_n: int = TOP
     ok = (z >= MIN_Z) & (yv > 0)
     u, w, z, yv = u[ok], w[ok], z[ok], yv[ok]
     # per unit, highest score first; ties by the word itself so the order never depends on hashing
-    word_rank = np.argsort(np.argsort(vocab.astype(str), kind="stable"), kind="stable")
+    # (Arrow sorts UTF-8 bytes: code point order, as numpy's; the words are distinct, no ties)
+    word_rank = np.empty(len(cols), dtype=np.int64)
+    word_rank[pc.sort_indices(vocab_kept).to_numpy()] = np.arange(len(cols))
     order = np.lexsort((word_rank[w], -z, u))
     u, w, z, yv = u[order], w[order], z[order], yv[order]
     rank = np.arange(len(u)) - np.searchsorted(u, u, side="left")
     keep = rank < top_n
-    out = pd.DataFrame({"unit": np.asarray(names, dtype=object)[u[keep]], "word": vocab[w[keep]],
+    words = np.asarray(vocab_kept.take(pa.array(w[keep])).to_pylist(), dtype=object)
+    out = pd.DataFrame({"unit": np.asarray(names, dtype=object)[u[keep]], "word": words,
                         "score": np.round(z[keep], 4), "n": yv[keep].astype(np.int64)})
     return out.astype({"score": "float64", "n": "int64"}).reset_index(drop=True)
 
