@@ -35,7 +35,16 @@ from .model import Block, Document, stable_id
 from .normalize import normalize
 from .outputs import STAGING_PREFIX, prepare, publish, write_json, write_table
 from .progress import RunProgress
-from .season import RUN_NS, SENTENCES, Entry, EntryStore, FolderMemo, PartsBlob, SeasonParts
+from .season import (
+    RUN_NS,
+    SENTENCES,
+    Entry,
+    EntryStore,
+    FolderMemo,
+    PartsBlob,
+    SeasonParts,
+    pack_parts,
+)
 from .segment import segment
 from .structure import structure
 from .tables import document_rows, to_frames
@@ -325,11 +334,13 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         t0 = time.perf_counter()
         done = [e for e in entries if e is not None]
         corrections = _corrections(cfg)
-        blobs = [_parts_blob(e, parts_version, corrections) for e in done]
+        part_warnings: list[str] = []
+        blobs = [_parts_blob(e, parts_version, corrections, scratch.root, part_warnings)
+                 for e in done]
         timings["parts"] = timings.get("parts", 0.0) + time.perf_counter() - t0
 
         small = [e.load() for e in done]
-        warnings = [w for x in small for w in x["warnings"]]
+        warnings = [w for x in small for w in x["warnings"]] + part_warnings
         frames = frames_from_parts([dict(x["tables"]) for x in small])
         del small
         frames.pop("sentences", None)  # never held whole: streamed from the entries below
@@ -468,8 +479,8 @@ def _corrections(cfg: RunConfig) -> list[dict[str, str]] | None:
         raise RunError(str(e)) from None
 
 
-def _parts_blob(entry: Entry, parts_version: str,
-                corrections: list[dict[str, str]] | None) -> PartsBlob | None:
+def _parts_blob(entry: Entry, parts_version: str, corrections: list[dict[str, str]] | None,
+                scratch: Path, warnings_out: list[str] | None = None) -> PartsBlob:
     """The entry's parts for this season-level code and these corrections, made when missing."""
     corrected = _corrected_sentences(entry, corrections) if corrections else None
     version = parts_version
@@ -485,10 +496,14 @@ def _parts_blob(entry: Entry, parts_version: str,
     parts = file_parts(frames_from_parts([dict(tables)]), warnings)
     if corrected is not None:
         parts[RUN_NS] = {SENTENCES: corrected[0]}
+    if warnings_out is not None:
+        warnings_out.extend(warnings)
     try:
         return entry.put_parts(version, parts)
-    except OSError:
-        return None
+    except OSError:  # a read-only or full cache: this run keeps them in its scratch folder
+        path = scratch / f"parts-{stable_id(str(entry.folder), version)}.bin"
+        path.write_bytes(pack_parts(parts))
+        return PartsBlob(path)
 
 
 def _corrected_sentences(entry: Entry, corrections: list[dict[str, str]]

@@ -184,7 +184,14 @@ class EntryStore:
                 (tmp / Entry(tmp).parts_path(parts_version).name).write_bytes(pack_parts(parts))
             if final.folder.exists():  # a damaged or stale entry: replaced whole
                 shutil.rmtree(final.folder, ignore_errors=True)
-            os.replace(tmp, final.folder)
+            try:
+                os.replace(tmp, final.folder)
+            except OSError:
+                if not final.exists():
+                    raise
+                # another run sharing the cache wrote the same entry meanwhile: same bytes in, same
+                # entry out, so theirs is kept
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

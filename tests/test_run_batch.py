@@ -278,3 +278,24 @@ def test_new_season_code_remakes_parts_from_cached_entries(tmp_path: Path, monke
     assert blobs and all(b.name == f"parts-{'f' * 24}.bin" for b in blobs)  # old versions dropped
     assert not [d for d in (out / ".cache").iterdir() if d.name.startswith("memo-")
                 and d.name != f"memo-{'f' * 16}"]
+
+
+def test_parts_that_cannot_be_cached_are_kept_for_the_run(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.run as run_module
+    from pipeline.season import Entry
+
+    inputs = _inputs(tmp_path, n=2)
+    out = tmp_path / "out"
+    run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    before = _tables(out)
+
+    def full_disk(self: Entry, version: str, parts: dict) -> None:
+        raise OSError(28, "No space left on device")
+
+    # new season code on a cache that cannot take the new parts: made, used, not stored
+    monkeypatch.setattr(run_module, "parts_fingerprint", lambda: "e" * 64)
+    monkeypatch.setattr(Entry, "put_parts", full_disk)
+    m = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    assert m["reused"] == m["files_in"] and _tables(out) == before
+    assert not list((out / ".cache").rglob(f"parts-{'e' * 24}.bin"))
+    assert not list(out.glob(".staging-*"))  # the scratch copies went with the staging folder
