@@ -25,7 +25,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.analyze import SENTENCES, analyze_parts, doc_tables, document_parts
+from pipeline.analyze import SENTENCES, analyze_parts, document_parts
+from pipeline.season import docs_from_frames
 from pipeline.segment import cut
 
 #: the late changes of benchmarks/season.py: (text, label, theme)
@@ -96,7 +97,7 @@ def main() -> None:
     ap.add_argument("--ref", type=Path, help="compare with the tables in this folder")
     a = ap.parse_args()
     s = pd.read_parquet(a.run / "sentences.parquet")
-    docs = doc_tables({"sentences": s})[: a.limit or None]
+    docs = docs_from_frames({"sentences": s})[: a.limit or None]
     del s
     print(f"{len(docs)} files, {sum(len(d['sentences']) for d in docs)} sentences, "
           f"load {os.getloadavg()[0]:.2f}", flush=True)

@@ -33,6 +33,8 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 #: the file's sentences inside a parts mapping (INTERFACE: parts[i]["sentences"] -> pa.Table)
@@ -298,3 +300,51 @@ class FolderMemo(MutableMapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._path(key).is_file()
+
+
+# ---------------------------------------------------------------- whole frames → per-file parts
+
+def docs_from_frames(frames: Mapping[str, pd.DataFrame]) -> list[dict[str, pd.DataFrame]]:
+    """A season's whole frames as per-file tables (the old whole-frame entry points' way into the
+    parts path): sentences grouped by doc_id in order of first appearance, each with its
+    documents, articles and toc rows. Rows of other files never leak into a file's tables."""
+    s = frames.get(SENTENCES)
+    if s is None or not isinstance(s, pd.DataFrame) or s.empty or "doc_id" not in s.columns:
+        return []
+    codes, doc_ids = pd.factorize(s["doc_id"], use_na_sentinel=False)
+    if len(codes) > 1 and np.any(np.diff(codes) < 0):  # interleaved files: each one's rows together
+        order = np.argsort(codes, kind="stable")
+        s, codes = s.iloc[order], codes[order]
+    bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
+    names = ("documents", "articles", "toc")
+    small: dict[str, dict[Any, pd.DataFrame]] = {}
+    for name in names:
+        df = frames.get(name)
+        if isinstance(df, pd.DataFrame) and "doc_id" in df.columns:
+            small[name] = dict(iter(df.groupby("doc_id", sort=False, dropna=False)))
+    empty = {name: (frames[name].iloc[:0] if name in small else pd.DataFrame()) for name in names}
+    docs = []
+    for i, d in enumerate(doc_ids):
+        doc = {name: small.get(name, {}).get(d, empty[name]) for name in names}
+        doc[SENTENCES] = s.iloc[bounds[i]:bounds[i + 1]]
+        docs.append(doc)
+    return docs
+
+
+class FrameParts(Mapping[str, Any]):
+    """One file's parts made from whole frames, with its "sentences" as the Arrow table a run
+    would pass, converted from the file's rows only when asked for (never all files at once)."""
+
+    def __init__(self, values: dict[str, Any], sentences: pd.DataFrame) -> None:
+        self.values, self.sentences = values, sentences
+
+    def __getitem__(self, key: str) -> Any:
+        if key == SENTENCES:
+            return pa.Table.from_pandas(self.sentences, preserve_index=False)
+        return self.values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.values, SENTENCES])
+
+    def __len__(self) -> int:
+        return len(self.values) + 1

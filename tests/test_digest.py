@@ -307,10 +307,10 @@ def _parts(frames: dict[str, pd.DataFrame]) -> list[dict[str, object]]:
     import pyarrow as pa
 
     from pipeline.digest import document_parts
-    from pipeline.digest.common import frames_to_docs
+    from pipeline.season import docs_from_frames
 
     return [{**document_parts(d), "sentences": pa.Table.from_pandas(d["sentences"], preserve_index=False)}
-            for d in frames_to_docs(frames)]
+            for d in docs_from_frames(frames)]
 
 
 def _meta(frames: dict[str, pd.DataFrame]) -> dict[str, object]:
@@ -344,10 +344,11 @@ def test_document_parts_are_small_deterministic_and_picklable(out: Path) -> None
     import pickle
 
     from pipeline.digest import document_parts
-    from pipeline.digest.common import EMBED_RANK, MAX_QUOTES, QUOTE_COLUMNS, _unpack_shown, frames_to_docs
+    from pipeline.digest.common import EMBED_RANK, MAX_QUOTES, QUOTE_COLUMNS, _unpack_shown
     from pipeline.run import load_frames
+    from pipeline.season import docs_from_frames
 
-    docs = frames_to_docs(load_frames(out))
+    docs = docs_from_frames(load_frames(out))
     for d in docs:
         part = document_parts(d)["body"]
         body = pickle.dumps(part)

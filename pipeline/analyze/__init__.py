@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from ..season import docs_from_frames
 from .copies import combine_copies, copy_part, fetch_rows, find_copies
 from .figures import combine_figures, figure_part, figures_table
 from .keywords import combine_keywords, distinctive_words, keyword_part
@@ -26,7 +27,7 @@ from .matrix import combine_matrix, content_sentences, matrix_part, role_matrix
 from .problems import PROBLEM_LABELS, combine_problems, part_key, problem_parts, recurring_problems
 from .text import sentence_tokens, word_codes
 
-__all__ = ["analyze", "analyze_parts", "document_parts", "doc_tables", "role_matrix",
+__all__ = ["analyze", "analyze_parts", "document_parts", "role_matrix",
            "content_sentences", "distinctive_words", "recurring_problems", "find_copies",
            "figures_table"]
 
@@ -92,27 +93,11 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     return out
 
 
-def doc_tables(frames: Mapping[str, pd.DataFrame]) -> list[DocTables]:
-    """Whole-season frames → one DocTables per document, in order of first appearance."""
-    sentences = frames["sentences"]
-    out: list[DocTables] = []
-    if sentences.empty:
-        return out
-    for doc_id, rows in sentences.groupby("doc_id", sort=False):
-        doc: DocTables = {"sentences": rows}
-        for name in ("documents", "articles", "toc"):
-            f = frames.get(name)
-            if f is not None and "doc_id" in f:
-                doc[name] = f[f["doc_id"] == doc_id]
-        out.append(doc)
-    return out
-
-
 def analyze(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Season tables from the whole-season frames (stage 6): the same code path as a run, the
     parts built here from ``frames["sentences"]`` grouped by document."""
     parts = []
-    for doc in doc_tables(frames):
+    for doc in docs_from_frames(frames):
         p = document_parts(doc)
         p[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
         parts.append(p)

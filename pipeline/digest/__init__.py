@@ -20,16 +20,15 @@ from typing import Any
 
 import pandas as pd
 
+from ..season import FrameParts, docs_from_frames
 from .common import (
     BODY_PART,
     ROLE_NAMES,
     ROLES,
     SENTENCES,
     DocTables,
-    FrameParts,
     SeasonBody,
     body_part,
-    frames_to_docs,
     problem_clusters,
     records,
     source_names,
@@ -67,7 +66,7 @@ def document_parts(doc: DocTables) -> dict[str, Any]:
 def parts_from_frames(frames: dict[str, pd.DataFrame]) -> list[FrameParts]:
     """Whole frames (old callers) → the per-file parts the run would pass, "sentences" included (as an
     Arrow table made from the file's rows when read)."""
-    return [FrameParts(document_parts(d), d[SENTENCES]) for d in frames_to_docs(frames)]
+    return [FrameParts(document_parts(d), d[SENTENCES]) for d in docs_from_frames(frames)]
 
 
 def _writers() -> list[tuple[str, Callable[[dict[str, pd.DataFrame], dict[str, Any], Path], None]]]:

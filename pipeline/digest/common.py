@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import re
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..analyze.matrix import CONTENT_KINDS
+from ..season import FrameParts, docs_from_frames
 
 ROLE_NAMES = {"strength": "成绩与做法", "gap": "问题与差距", "cause": "原因", "measure": "措施与打算",
               "other": "其他"}
@@ -374,51 +375,6 @@ def _mask(packed: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(packed, count=n).astype(bool)
 
 
-def frames_to_docs(frames: dict[str, pd.DataFrame]) -> list[DocTables]:
-    """A season's whole frames as per-file tables (the old entry points' way into the parts path):
-    sentences grouped by doc_id in order of first appearance, each with its documents, articles and
-    toc rows. Rows of other files never leak into a file's tables."""
-    s = frames.get(SENTENCES)
-    if s is None or not isinstance(s, pd.DataFrame) or s.empty or "doc_id" not in s.columns:
-        return []
-    codes, doc_ids = pd.factorize(s["doc_id"], use_na_sentinel=False)
-    if len(codes) > 1 and np.any(np.diff(codes) < 0):  # interleaved files: bring each one's rows together
-        s = s.iloc[np.argsort(codes, kind="stable")]
-        codes = codes[np.argsort(codes, kind="stable")]
-    bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(codes)]
-    small: dict[str, dict[Any, pd.DataFrame]] = {}
-    for name in ("documents", "articles", "toc"):
-        df = frames.get(name)
-        if isinstance(df, pd.DataFrame) and "doc_id" in df.columns:
-            small[name] = {d: g for d, g in df.groupby("doc_id", sort=False, dropna=False)}
-    empty = {name: (frames[name].iloc[:0] if name in small else pd.DataFrame()) for name in ("documents", "articles", "toc")}
-    docs = []
-    for i, d in enumerate(doc_ids):
-        doc: DocTables = {name: small.get(name, {}).get(d, empty[name]) for name in ("documents", "articles", "toc")}
-        doc[SENTENCES] = s.iloc[bounds[i]:bounds[i + 1]]
-        docs.append(doc)
-    return docs
-
-
-class FrameParts(Mapping[str, Any]):
-    """One file's parts made from whole frames (old callers), with its "sentences" as the Arrow table
-    the run would pass, converted from the file's rows only when asked for (never all files at once)."""
-
-    def __init__(self, values: dict[str, Any], sentences: pd.DataFrame) -> None:
-        self.values, self.sentences = values, sentences
-
-    def __getitem__(self, key: str) -> Any:
-        if key == SENTENCES:
-            return pa.Table.from_pandas(self.sentences, preserve_index=False)
-        return self.values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*self.values, SENTENCES])
-
-    def __len__(self) -> int:
-        return len(self.values) + 1
-
-
 def _objects(values: list[Any]) -> np.ndarray:
     """A list as a 1-d object array, element for element (np.array would nest sequences)."""
     out = np.empty(len(values), dtype=object)
@@ -503,7 +459,7 @@ class SeasonBody:
     def from_frames(cls, frames: dict[str, pd.DataFrame], max_quotes: int = MAX_QUOTES) -> SeasonBody:
         """The same, from whole frames (old callers): parts built per doc_id by :func:`body_part`."""
         return cls([FrameParts({BODY_PART: body_part(d[SENTENCES], max_quotes)}, d[SENTENCES])
-                    for d in frames_to_docs(frames)])
+                    for d in docs_from_frames(frames)])
 
     @property
     def total(self) -> int:

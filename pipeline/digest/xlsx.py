@@ -36,6 +36,7 @@ from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 from xlsxwriter.theme import THEME_XML_2007
 from xlsxwriter.utility import xl_col_to_name
 
+from ..season import FrameParts, docs_from_frames
 from .common import XML_ILLEGAL, is_missing, source_names
 from .zipparts import Deflated, ZipWriter, deflate, stored
 
@@ -568,45 +569,7 @@ PART_KEY = "xlsx"  # where a file's SheetPart sits in its part mapping (see ``se
 def season_parts(frames: dict[str, pd.DataFrame], build: Any, key: str) -> list[Mapping[str, Any]]:
     """Old callers (whole frames): per-file parts built from frames["sentences"] grouped by doc_id,
     in order of first appearance, each with its "sentences" Arrow table made only when read."""
-    s = frames.get("sentences")
-    if not isinstance(s, pd.DataFrame) or not len(s) or "doc_id" not in s.columns:
-        return []
-    docs = frames.get("documents")
-    by_id = None
-    if isinstance(docs, pd.DataFrame) and "doc_id" in docs.columns:
-        by_id = {str(d): i for i, d in enumerate(docs["doc_id"])}
-    codes, _ = pd.factorize(s["doc_id"].astype(str), use_na_sentinel=False)
-    order = np.argsort(codes, kind="stable")
-    if (np.diff(order) != 1).any():  # files interleaved: one reordering, then slices (a take per
-        s = s.iloc[order]            # file on Arrow-backed columns costs ~50 ms each)
-    edges = np.concatenate(([0], np.flatnonzero(np.diff(codes[order])) + 1, [len(s)]))
-    out: list[Mapping[str, Any]] = []
-    for a, b in itertools.pairwise(edges):
-        group = s.iloc[a:b]
-        doc: dict[str, pd.DataFrame] = {"sentences": group}
-        if by_id is not None:
-            i = by_id.get(str(group["doc_id"].iloc[0]))
-            doc["documents"] = docs.iloc[[] if i is None else [i]]
-        out.append(_LazyPart({key: build(doc)}, group))
-    return out
-
-
-class _LazyPart(Mapping[str, Any]):
-    """A part whose "sentences" Arrow table is converted from the frame only when asked for."""
-
-    def __init__(self, values: dict[str, Any], group: pd.DataFrame) -> None:
-        self.values, self.group = values, group
-
-    def __getitem__(self, k: str) -> Any:
-        if k == "sentences":
-            return pa.Table.from_pandas(self.group, preserve_index=False)
-        return self.values[k]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*self.values, "sentences"])
-
-    def __len__(self) -> int:
-        return len(self.values) + 1
+    return [FrameParts({key: build(doc)}, doc["sentences"]) for doc in docs_from_frames(frames)]
 
 
 def write_xlsx(frames: dict[str, pd.DataFrame], path: Path, parts: Sequence[Mapping[str, Any]] | None = None,
