@@ -43,6 +43,7 @@ from .season import (
     FolderMemo,
     PartsBlob,
     SeasonParts,
+    file_sentences,
     pack_parts,
 )
 from .segment import segment
@@ -573,7 +574,7 @@ def write_sentences(entries: list[Entry], blobs: list[PartsBlob | None], path: P
     with pq.ParquetWriter(str(path), schema, compression="lz4", use_dictionary=small,
                           write_statistics=small) as writer:
         for entry, blob in zip(entries, blobs, strict=True):
-            t = SeasonParts([entry], [blob], RUN_NS)[0][SENTENCES]
+            t = file_sentences(entry, blob)
             if not t.num_rows:
                 continue
             pending.append(_conform(t, schema))

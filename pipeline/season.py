@@ -210,6 +210,13 @@ class EntryStore:
 
 # ---------------------------------------------------------------- the season's parts
 
+def file_sentences(entry: Entry, blob: PartsBlob | None) -> pa.Table:
+    """A file's sentences as the season sees them: as corrected by the editors when they were."""
+    if blob is not None and (RUN_NS, SENTENCES) in blob.index:
+        return blob.get(RUN_NS, SENTENCES)
+    return entry.sentences()
+
+
 class FileParts(Mapping[str, Any]):
     """One file's parts of one namespace, loaded on access (nothing is kept), plus "sentences"."""
 
@@ -219,9 +226,7 @@ class FileParts(Mapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name == SENTENCES:
-            if self._blob is not None and (RUN_NS, SENTENCES) in self._blob.index:
-                return self._blob.get(RUN_NS, SENTENCES)  # corrected by the editors
-            return self._entry.sentences()
+            return file_sentences(self._entry, self._blob)
         if name not in self._names:
             raise KeyError(name)
         assert self._blob is not None
