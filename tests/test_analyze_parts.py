@@ -14,7 +14,15 @@ from conftest import SHARED
 
 from pipeline.analyze import DIGEST, SENTENCES, analyze, analyze_parts, document_parts
 from pipeline.analyze.copies import RATIO_MEMO, ROWS_MEMO, combine_copies, copy_part, fetch_rows
-from pipeline.analyze.problems import PROBLEM_LABELS, cluster_texts, item_blocks, part_key, problem_items
+from pipeline.analyze.problems import (
+    PROBLEM_LABELS,
+    anchor_blocks,
+    cluster_texts,
+    item_blocks,
+    part_key,
+    problem_items,
+    problem_part,
+)
 from pipeline.run import process_path
 from pipeline.tables import document_rows, to_frames  # noqa: F401 - document_rows: INTERFACE
 
@@ -82,7 +90,7 @@ def test_parts_combine_equals_whole_frame_analysis(docs: list[dict[str, pd.DataF
     again = document_parts(docs[0])
     first = document_parts(docs[0])
     for label in PROBLEM_LABELS:
-        pd.testing.assert_frame_equal(again[part_key(label)], first[part_key(label)])
+        assert again[part_key(label)].equals(first[part_key(label)])  # Arrow tables
     assert again[DIGEST] == first[DIGEST]
     assert np.array_equal(again["copies"]["bands"], first["copies"]["bands"])
 
@@ -180,3 +188,17 @@ def test_item_blocks_are_item_local(docs: list[dict[str, pd.DataFrame]]) -> None
                                                 themes=themes[:2000], block_size=300, memo=memo))
     assert np.array_equal(labels, cluster_texts(texts[:2000], word_lists=words[:2000],
                                                 themes=themes[:2000], block_size=300, memo=memo))
+
+
+def test_part_anchors_give_the_item_blocks(docs: list[dict[str, pd.DataFrame]]) -> None:
+    """The anchor hashes stored per file (computed in the file's worker) block a season exactly
+    as ``item_blocks`` does from the texts and topic words in the combine."""
+    s = pd.concat([d["sentences"] for d in docs], ignore_index=True)
+    part = problem_part(s, ("measure",)).drop_duplicates("text").sort_values("text")
+    texts, themes = part["text"].tolist(), part["theme"].tolist()
+    topics = [t.split(" ") if t else [] for t in part["topic"].tolist()]
+    want = item_blocks(texts, topics, themes, 300)
+    got = anchor_blocks(part["anchor"].to_numpy(dtype=np.uint64), themes, 300)
+    assert len(want) > 3
+    assert [b.tolist() for b in got] == [b.tolist() for b in want]
+

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from sklearn.cluster import AgglomerativeClustering
 
@@ -171,34 +173,47 @@ def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,
         uniq_words = [topic_words(t) for t in uniq]
     else:
         uniq_words = [topic_from_words(word_lists[i]) for i in first]
+    theme_of = [str(themes[i]) if themes is not None else "" for i in first]
+    labels = _unique_groups(uniq.tolist(), uniq_words, theme_of, threshold, block_size, memo)
+    return labels[np.ravel(inverse)]
+
+
+def _unique_groups(uniq: list[str], uniq_words: list[list[str]] | list[str], theme_of: list[str],
+                   threshold: float, block_size: int, memo: MutableMapping[str, Any] | None,
+                   anchors: np.ndarray | None = None) -> np.ndarray:
+    """``cluster_texts`` of distinct texts in sorted order, with their topic words and themes."""
     n = len(uniq)
     labels = np.zeros(n, dtype=int)
     if n <= block_size:
         blocks = [np.arange(n)]
     else:
-        theme_of = [str(themes[i]) if themes is not None else "" for i in first]
-        blocks = item_blocks(uniq.tolist(), uniq_words, theme_of, block_size)
+        blocks = (item_blocks(uniq, uniq_words, theme_of, block_size) if anchors is None
+                  else anchor_blocks(anchors, theme_of, block_size))
     next_id = 0
     for idx in blocks:
-        sub = _block_groups([uniq[i] for i in idx], [uniq_words[i] for i in idx], threshold, memo)
+        il = idx.tolist()
+        sub = _block_groups([uniq[i] for i in il], [uniq_words[i] for i in il], threshold, memo)
         labels[idx] = sub + next_id
         next_id += int(sub.max()) + 1
-    return labels[np.ravel(inverse)]
+    return labels
 
 
-def _block_groups(texts: list[str], words: list[list[str]], threshold: float,
+def _block_groups(texts: list[str], words: list[list[str]] | list[str], threshold: float,
                   memo: MutableMapping[str, Any] | None) -> np.ndarray:
-    """Agglomerative groups of one block (texts sorted, unique); memoised by content."""
+    """Agglomerative groups of one block (texts sorted, unique); memoised by content. ``words``:
+    each text's topic words, as a list or space-joined."""
     key = None
     if memo is not None:
         h = hashlib.blake2b(f"{threshold!r}|{CHAR_WEIGHT!r}".encode(), digest_size=20)
         for t, ws in zip(texts, words, strict=True):
-            h.update(t.encode("utf-8") + b"\x1f" + " ".join(ws).encode("utf-8") + b"\x1e")
+            joined = ws if isinstance(ws, str) else " ".join(ws)
+            h.update(t.encode("utf-8") + b"\x1f" + joined.encode("utf-8") + b"\x1e")
         key = "problems-block-" + h.hexdigest()
         hit = memo.get(key)
         if hit is not None:
             return np.asarray(hit, dtype=int)
-    x = tfidf_matrix(texts, words, char_weight=CHAR_WEIGHT)
+    lists = [(ws.split(" ") if ws else []) if isinstance(ws, str) else ws for ws in words]
+    x = tfidf_matrix(texts, lists, char_weight=CHAR_WEIGHT)
     sub = _cluster_block(x, threshold)
     if memo is not None and key is not None:
         memo[key] = sub.astype(np.int32)
@@ -220,7 +235,12 @@ def item_blocks(texts: list[str], words: list[list[str]], themes: list[str],
     makes a block cross ``block_size``, the split of that block). Texts come sorted; blocks keep
     that order.
     """
-    anchors = [_anchor_hash(t, ws) for t, ws in zip(texts, words, strict=True)]
+    return anchor_blocks(np.array(_anchor_hashes(texts, words), dtype=np.uint64), themes, block_size)
+
+
+def anchor_blocks(anchors: np.ndarray, themes: list[str], block_size: int = BLOCK_SIZE
+                  ) -> list[np.ndarray]:
+    """``item_blocks`` from the items' anchor hashes (uint64), e.g. computed per file."""
     by_theme: dict[str, list[int]] = {}
     for i, th in enumerate(themes):
         by_theme.setdefault(th, []).append(i)
@@ -232,11 +252,27 @@ def item_blocks(texts: list[str], words: list[list[str]], themes: list[str],
             if len(idx) <= block_size or depth >= MAX_SPLIT_DEPTH:
                 out.append(idx)
                 continue
-            bit = np.fromiter(((anchors[i] >> depth) & 1 for i in idx.tolist()), dtype=bool,
-                              count=len(idx))
+            bit = ((anchors[idx] >> np.uint64(depth)) & np.uint64(1)).astype(bool)
             # right half pushed first: blocks come out in a fixed order
             stack += [(idx[bit], depth + 1), (idx[~bit], depth + 1)]
     return [b for b in out if len(b)]
+
+
+def _anchor_hashes(texts: list[str], words: list[list[str]]) -> list[int]:
+    """``_anchor_hash`` of every item: each distinct word ranked by ``_specificity`` once (a
+    sort), the anchor is the word of least rank, each distinct anchor hashed once."""
+    vocab = sorted({w for ws in words for w in ws}, key=_specificity)
+    rank = {w: i for i, w in enumerate(vocab)}
+    hashes: dict[str, int] = {}
+    out = []
+    for t, ws in zip(texts, words, strict=True):
+        a = vocab[min(map(rank.__getitem__, ws))] if ws else t
+        h = hashes.get(a)
+        if h is None:
+            h = hashes[a] = int.from_bytes(hashlib.blake2b(a.encode("utf-8"), digest_size=8).digest(),
+                                           "little")
+        out.append(h)
+    return out
 
 
 def _anchor_hash(text: str, words: list[str]) -> int:
@@ -270,50 +306,29 @@ def cluster_name(texts: list[str], n_terms: int = 3,
     return "、".join(w for w, _ in ranked[:n_terms]) or (texts[0][:12] if texts else "")
 
 
-def _cluster_names(groups: np.ndarray, texts: list[str], word_lists: list[list[str]],
-                   n_terms: int = 3) -> dict[int, str]:
-    """``cluster_name`` of every group at once: (group, word) counts as integer arrays, one sort
-    (count, then length, then the word itself), the first ``n_terms`` of each group."""
-    code: dict[str, int] = {}
-    seen: dict[str, list[int]] = {}  # members often repeat a text: its name words once
-    per_item: list[list[int]] = []
-    for t, ws in zip(texts, word_lists, strict=True):
-        terms = seen.get(t)
-        if terms is None:
-            words = sorted(set(topic_from_words(ws)) or set(ws))
-            terms = seen[t] = [code.setdefault(w, len(code)) for w in words]
-        per_item.append(terms)
-    names: dict[int, str] = {}
-    if code:
-        vocab = np.array(list(code), dtype=object)
-        g = np.repeat(groups, [len(x) for x in per_item])
-        w = np.fromiter((c for x in per_item for c in x), dtype=np.int64, count=len(g))
-        gw, n = np.unique(g.astype(np.int64) * len(vocab) + w, return_counts=True)
-        gg, ww = gw // len(vocab), gw % len(vocab)
-        word_rank = np.argsort(np.argsort(vocab.astype(str), kind="stable"), kind="stable")
-        lengths = np.fromiter(map(len, vocab), dtype=np.int64, count=len(vocab))
-        order = np.lexsort((word_rank[ww], -lengths[ww], -n, gg))
-        gg, ww = gg[order], ww[order]
-        rank = np.arange(len(gg)) - np.searchsorted(gg, gg, side="left")
-        top = rank < n_terms
-        for grp, word in zip(gg[top].tolist(), vocab[ww[top]].tolist(), strict=True):
-            names[grp] = f"{names[grp]}、{word}" if grp in names else word
-    for grp, t in zip(groups.tolist(), texts, strict=True):  # a group without words: its first text
-        names.setdefault(grp, t[:12])
-    return names
-
-
 PART_COLUMNS = ["label", "unit", "key", "doc_id", "article_id", "text", "sentence", "page", "idx",
-                "theme", "words"]
+                "theme", "words", "topic", "anchor"]
 
 
 def problem_part(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
     """One file's problem items, their content words space-joined (one string, not a list, per
     item: compact to store and to load)."""
-    items = problem_items(sentences, labels)
+    return _part_frame(problem_items(sentences, labels))
+
+
+def _part_frame(items: pd.DataFrame) -> pd.DataFrame:
+    """Items as stored in a part: content words space-joined, and what depends on the item
+    alone computed here, in the file's worker, not in the season combine: its topic words
+    (space-joined) and the hash of its anchor word (``item_blocks``)."""
     if items.empty:
         return pd.DataFrame(columns=PART_COLUMNS)
-    return items.assign(words=[" ".join(ws) for ws in items["words"].tolist()])[PART_COLUMNS]
+    if "theme" not in items:
+        items = items.assign(theme="")
+    words = items["words"].tolist()
+    topics = [topic_from_words(ws) for ws in words]
+    anchors = _anchor_hashes(items["text"].tolist(), topics)
+    return items.assign(words=[" ".join(ws) for ws in words], topic=[" ".join(t) for t in topics],
+                        anchor=np.array(anchors, dtype=np.uint64))[PART_COLUMNS]
 
 
 def part_key(label: str) -> str:
@@ -323,15 +338,21 @@ def part_key(label: str) -> str:
 
 
 def problem_parts(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS
-                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """One file's items per label (``part_key(label)`` → frame) and a content digest of each."""
+                  ) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """One file's items per label (``part_key(label)`` → Arrow table) and a content digest of
+    each. Arrow, not a pickled DataFrame: a season combine loads 1,000 of them (buffers unpickle
+    at memory speed) and concatenates them without copying."""
     items = problem_part(sentences, labels)
     parts, digests = {}, {}
     for label in labels:
         it = items[items["label"] == label].reset_index(drop=True) if len(items) else items
-        parts[part_key(label)] = it
+        parts[part_key(label)] = _to_arrow(it)
         digests[part_key(label)] = frame_digest(it)
     return parts, digests
+
+
+def _to_arrow(items: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(items, preserve_index=False)
 
 
 def frame_digest(df: pd.DataFrame) -> str:
@@ -369,8 +390,8 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
             if hit is not None:
                 out_frames.append(pd.read_parquet(io.BytesIO(hit)))
                 continue
-        frames = [f for f in (p[part_key(label)] for p in parts) if len(f)]
-        df = _combine_label(frames, label, threshold, min_units, memo)
+        tables = [t for t in (p[part_key(label)] for p in parts) if t.num_rows]
+        df = _combine_label(tables, label, threshold, min_units, memo)
         if key is not None and memo is not None:
             buf = io.BytesIO()  # parquet: ~10x smaller than a pickle and as fast to load
             df.to_parquet(buf, index=False, compression="zstd")
@@ -382,38 +403,135 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
     return pd.concat(out_frames, ignore_index=True) if len(out_frames) > 1 else out_frames[0]
 
 
-def _combine_label(frames: list[pd.DataFrame], label: str, threshold: float, min_units: int,
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an integer array by one sort (numpy's hash path is several times slower
+    on these arrays)."""
+    a = np.sort(a)
+    return a[np.concatenate(([True], a[1:] != a[:-1]))] if len(a) else a
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes of a string column (first-appearance order) and its distinct values."""
+    enc = pc.dictionary_encode(col)  # one dictionary shared by all chunks
+    if isinstance(enc, pa.ChunkedArray):
+        if enc.num_chunks == 0:
+            return np.zeros(0, dtype=np.int64), pa.array([], pa.string())
+        idx = np.concatenate([np.asarray(c.indices, dtype=np.int64) for c in enc.chunks])
+        return idx, enc.chunks[-1].dictionary  # the last holds every value
+    return np.asarray(enc.indices, dtype=np.int64), enc.dictionary
+
+
+def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_units: int,
                    memo: MutableMapping[str, Any] | None) -> pd.DataFrame:
-    """One label's rows of problems.parquet from the files' items of that label."""
+    """One label's rows of problems.parquet from the files' items of that label (``tables`` is
+    emptied: the rows are released as soon as they are combined).
+
+    Everything per item is integer arrays (codes of the texts and group keys); what needs Python
+    (topic words, anchors, names) is done once per distinct text, whose items always share a
+    group."""
     empty = pd.DataFrame(columns=COLUMNS)
-    if not frames:
+    if not tables:
         return empty
-    it = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    # words split once per distinct text (its first item's words, as the clustering uses)
-    texts = it["text"].tolist()
-    first_words: dict[str, list[str]] = {}
-    for t, w in zip(texts, it["words"].tolist(), strict=True):
-        if t not in first_words:
-            first_words[t] = w.split(" ") if w else []
-    word_lists = [first_words[t] for t in texts]
-    it = it.assign(group=cluster_texts(texts, threshold, word_lists=word_lists,
-                                       themes=it["theme"].tolist(), memo=memo))
-    n_units = it.groupby("group")["key"].transform("nunique")
-    it = it.assign(n_units=n_units, n_members=it.groupby("group")["text"].transform("size"))
-    keep = (it["n_units"] >= min_units).to_numpy()
-    it = it[keep]
-    if it.empty:
+    # Arrow tables concatenate without copying (a pandas concat copies every column); a column
+    # one file has all-null is promoted to the others' type
+    it = pa.concat_tables(tables, promote_options="permissive")
+    tables.clear()  # the files' tables live on in ``it`` only: freed with it, before the output
+    tcode, dictionary = _codes(it["text"])
+    _, first = np.unique(tcode, return_index=True)  # first item of each distinct text
+    perm = np.asarray(pc.array_sort_indices(dictionary), dtype=np.int64)  # code-point order
+    rank = np.empty_like(perm)
+    rank[perm] = np.arange(len(perm))
+    inverse = rank[tcode]  # item → its text's place among the sorted distinct texts
+    first = first[perm]
+    uniq: list[str] = dictionary.take(pa.array(perm)).to_pylist()
+    taken = pa.array(first)
+    # words, topic words and anchor of a text: its first item's (as cluster_texts takes them)
+    uwords: list[str] = it["words"].take(taken).to_pylist()
+    # topic words stay space-joined strings (what the block memo hashes): split only to cluster
+    topics: list[str] = it["topic"].take(taken).to_pylist()
+    anchors = np.asarray(it["anchor"].take(taken).combine_chunks(), dtype=np.uint64)
+    # a missing theme keys its block as the old pandas path did (str of NaN)
+    themes = ["nan" if t is None else str(t) for t in it["theme"].take(taken).to_pylist()]
+    ugroup = _unique_groups(uniq, topics, themes, threshold, BLOCK_SIZE, memo, anchors)
+    group = ugroup[inverse]
+    n_groups = int(ugroup.max()) + 1
+    kcode, keys = _codes(it["key"])
+    pairs = _distinct(group.astype(np.int64) * max(len(keys), 1) + kcode)
+    n_units = np.bincount(pairs // max(len(keys), 1), minlength=n_groups)
+    n_members = np.bincount(group, minlength=n_groups)
+    kept_group = n_units >= min_units
+    keep = kept_group[group]
+    if not keep.any():
         return empty
-    word_lists = [w for w, k in zip(word_lists, keep.tolist(), strict=True) if k]
     # biggest groups first, numbered per label; equal sizes by their first member's text
-    order = (it.groupby("group").agg(u=("n_units", "first"), m=("n_members", "first"),
-                                     t=("text", "min"))
-             .sort_values(["u", "m", "t"], ascending=[False, False, True], kind="stable").index)
-    ids = {g: f"{label}-{i + 1:03d}" for i, g in enumerate(order)}
-    names = _cluster_names(it["group"].to_numpy(), it["text"].tolist(), word_lists)
-    it = it.assign(cluster_id=it["group"].map(ids), cluster_name=it["group"].map(names))
-    it = it.sort_values(["label", "cluster_id", "unit", "doc_id", "idx", "text"], kind="stable")
-    return it[COLUMNS].reset_index(drop=True)
+    tmin = np.full(n_groups, len(uniq), dtype=np.int64)
+    np.minimum.at(tmin, ugroup, np.arange(len(uniq)))
+    gs = np.flatnonzero(kept_group)
+    gs = gs[np.lexsort((tmin[gs], -n_members[gs], -n_units[gs]))]
+    ids = np.empty(n_groups, dtype=object)
+    ids[gs] = [f"{label}-{i + 1:03d}" for i in range(len(gs))]
+    ukeep = kept_group[ugroup]
+    counts = np.bincount(inverse[keep], minlength=len(uniq))
+    names = _names_of(ugroup, uniq, uwords, topics, counts, ukeep, first)
+    # the rows in (cluster_id, unit, doc_id, idx, text) order; ties keep the item order
+    cid_rank = np.zeros(n_groups, dtype=np.int64)
+    cid_rank[gs] = np.argsort(np.argsort(ids[gs].astype(str), kind="stable"), kind="stable")
+    rows = np.flatnonzero(keep)
+    sub = it.select(["unit", "doc_id", "idx", "text"]).take(pa.array(rows))
+    t = pa.table({"c": cid_rank[group[rows]], "u": sub["unit"], "d": sub["doc_id"],
+                  "i": sub["idx"], "t": sub["text"], "p": np.arange(len(rows))})
+    order = np.asarray(pc.sort_indices(t, sort_keys=[("c", "ascending"), ("u", "ascending"),
+                                                     ("d", "ascending"), ("i", "ascending"),
+                                                     ("t", "ascending"), ("p", "ascending")]))
+    g = group[rows][order]
+    rows_tbl = it.select([c for c in COLUMNS if c in it.column_names]).take(pa.array(rows[order]))
+    del it, sub, t  # peak memory: the items are not needed once their rows are taken
+    out = rows_tbl.to_pandas()
+    del rows_tbl
+    out = out.assign(n_units=n_units[g], n_members=n_members[g],
+                     cluster_id=pd.Series(ids[g].tolist(), dtype="str"),
+                     cluster_name=pd.Series([names[x] for x in g.tolist()], dtype="str"))
+    return out[COLUMNS]
+
+
+def _names_of(ugroup: np.ndarray, uniq: list[str], uwords: list[str], topics: list[str],
+              counts: np.ndarray, ukeep: np.ndarray, first: np.ndarray,
+              n_terms: int = 3) -> dict[int, str]:
+    """``cluster_name`` of every kept group from its distinct texts (``counts``: items per text;
+    ``uwords``/``topics``: space-joined): each text's distinct name words (its topic words, else
+    its words) as integer codes by Arrow, (group, word) counts weighted by the text's items, one
+    sort (count, then length, then the word itself), the first ``n_terms`` of each group; a group
+    without words: its first text."""
+    us = np.flatnonzero(ukeep & (counts > 0))
+    terms = pc.split_pattern(pa.array([topics[u] or uwords[u] for u in us.tolist()],
+                                      pa.large_string()), " ")
+    lens = np.diff(np.asarray(terms.offsets, dtype=np.int64))
+    flat = terms.flatten()
+    real = np.asarray(pc.not_equal(flat, ""), dtype=bool)  # "" splits into one empty word
+    owner = np.repeat(np.arange(len(us), dtype=np.int64), lens)[real]
+    names: dict[int, str] = {}
+    if len(owner):
+        enc = pc.dictionary_encode(flat.filter(pa.array(real)))
+        vocab = np.array(enc.dictionary.to_pylist(), dtype=object)
+        nv = len(vocab)
+        pairs = _distinct(owner * nv + np.asarray(enc.indices, dtype=np.int64))  # a set per text
+        owner, w = pairs // nv, pairs % nv
+        g = ugroup[us][owner].astype(np.int64)
+        gw, inv = np.unique(g * nv + w, return_inverse=True)
+        n = np.bincount(np.ravel(inv), weights=counts[us][owner]).astype(np.int64)
+        gg, ww = gw // nv, gw % nv
+        word_rank = np.argsort(np.argsort(vocab.astype(str), kind="stable"), kind="stable")
+        lengths = np.fromiter(map(len, vocab), dtype=np.int64, count=nv)
+        order = np.lexsort((word_rank[ww], -lengths[ww], -n, gg))
+        gg, ww = gg[order], ww[order]
+        rank = np.arange(len(gg)) - np.searchsorted(gg, gg, side="left")
+        top = rank < n_terms
+        for grp, word in zip(gg[top].tolist(), vocab[ww[top]].tolist(), strict=True):
+            names[grp] = f"{names[grp]}、{word}" if grp in names else word
+    # a group without words: the text of its first member (in item order)
+    for u in sorted(us.tolist(), key=lambda u: first[u]):
+        names.setdefault(int(ugroup[u]), uniq[u][:12])
+    return names
 
 
 def recurring_problems(sentences: pd.DataFrame, threshold: float = DISTANCE_THRESHOLD,
@@ -426,13 +544,9 @@ def recurring_problems(sentences: pd.DataFrame, threshold: float = DISTANCE_THRE
     """
     if items is None:
         items = problem_items(sentences, labels)
-    if items.empty:
-        part = pd.DataFrame(columns=PART_COLUMNS)
-    else:
-        if "theme" not in items:
-            items = items.assign(theme="")
-        part = items.assign(words=[" ".join(ws) for ws in items["words"].tolist()])[PART_COLUMNS]
-    one = {part_key(lab): part[part["label"] == lab] if len(part) else part for lab in labels}
+    part = _part_frame(items)
+    one = {part_key(lab): _to_arrow(part[part["label"] == lab] if len(part) else part)
+           for lab in labels}
     return combine_problems([one], threshold, min_units, labels, memo)
 
 
