@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ..season import docs_from_frames
+from ..season import SENTENCES, docs_from_frames
 from .copies import combine_copies, copy_part, fetch_rows, find_copies
 from .figures import combine_figures, figure_part, figures_table
 from .keywords import combine_keywords, distinctive_words, keyword_part
@@ -33,7 +33,6 @@ __all__ = ["analyze", "analyze_parts", "document_parts", "role_matrix",
 
 DocTables = dict[str, pd.DataFrame]
 #: parts[i]["sentences"]: the file's sentences as an Arrow table (INTERFACE)
-SENTENCES = "sentences"
 _NAMES = frozenset({"matrix", "keywords", "copies", "figures", "digest",
                     *(part_key(label) for label in PROBLEM_LABELS)})
 

@@ -37,8 +37,6 @@ from .common import (
 
 __all__ = ["write_digest", "document_parts", "render_html", "ROLE_NAMES", "ROLES", "records", "unit_profiles"]
 
-#: keys of the tables.xlsx and corpus.qdpx parts inside a file's digest parts
-XLSX_PART, QDPX_PART = "xlsx", "qdpx"
 
 
 def render_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any],

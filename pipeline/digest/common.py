@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..analyze.matrix import CONTENT_KINDS
-from ..season import FrameParts, docs_from_frames
+from ..season import SENTENCES, FrameParts, docs_from_frames
 
 ROLE_NAMES = {"strength": "成绩与做法", "gap": "问题与差距", "cause": "原因", "measure": "措施与打算",
               "other": "其他"}
@@ -180,7 +180,6 @@ QUOTE_COLUMNS = ("doc_id", "article_id", "unit", "section", "idx", "text", "labe
 # (``parts[i]["sentences"]``, a pyarrow Table).
 
 BODY_PART = "body"  # the key of the html/docx part in ``digest.document_parts``
-SENTENCES = "sentences"  # every element of ``parts`` carries the file's sentences under this key
 COUNT_LABELS = (*ROLES, "other")
 # a file's part carries the columns of its coded rows ranked below this within their unit × role (and of
 # its quote candidates): what a 1,000-report season's page shows of it (its search reaches rank 23), a
