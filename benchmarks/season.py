@@ -11,8 +11,8 @@ prints medians of:
   * the rerun after changing one file (warm cache; goal ≤ 3 s) — once by a new figure sentence,
     once by a new problem sentence — as the CLI process's wall time and as the run's own total
     (without Python start-up);
-  * peak RSS of the run's main process and of its largest worker (goal ≤ 1 GiB).
-Every run is a fresh ``python -m pipeline``-like child process so RSS and start-up are real.
+  * peak RSS of the run's main process and of the largest process of the run (goal ≤ 1 GiB).
+Every run is a fresh ``python -m pipeline run`` process, so start-up, exit and RSS are real.
 """
 
 from __future__ import annotations
@@ -31,20 +31,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 GOV = REPO.parent / "shared" / "corpus" / "gov2026"
-
-# the child: one run, then its manifest and peak RSS as JSON on stdout
-CHILD = r"""
-import json, resource, sys
-from pathlib import Path
-from pipeline.run import RunConfig, run
-inputs, out, jobs, executor = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-m = run(RunConfig(inputs=[inputs], out=Path(out), jobs=jobs, executor=executor, progress=False))
-print(json.dumps({"manifest": m,
-                  "rss_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024},
-                 ensure_ascii=False, default=str))
-"""
-
 
 def build_season(folder: Path, n: int) -> int:
     """N varied reports; returns the number of characters written."""
@@ -69,13 +55,24 @@ def build_season(folder: Path, n: int) -> int:
 
 
 def child_run(season: Path, out: Path, jobs: int, executor: str) -> tuple[float, dict]:
+    """One ``python -m pipeline run`` exactly as a user types it (start-up and exit included);
+    its manifest, the main process's peak RSS (from the manifest) and the largest of the process
+    tree's (from wait4)."""
+    cmd = [sys.executable, "-m", "pipeline", "run", str(season), "--out", str(out),
+           "--jobs", str(jobs), "--executor", executor]
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", CHILD, str(season), str(out), str(jobs), executor],
-                         capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()  # drained while it runs, so a chatty run cannot block on the pipe
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    if res.returncode != 0:
-        sys.exit(f"run failed ({res.returncode}):\n{res.stderr[-3000:]}")
-    return wall, json.loads(res.stdout.strip().splitlines()[-1])
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"run failed ({proc.returncode}):\n{err.decode(errors='replace')[-3000:]}")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    return wall, {"manifest": manifest,
+                  "rss_main_mib": max(manifest.get("peak_rss_mib", {}).values(), default=0.0),
+                  "rss_worker_mib": usage.ru_maxrss / 1024}  # KiB on Linux
 
 
 def bare_jieba_rate(season: Path, repeat: int, limit: int = 100) -> float:
@@ -163,7 +160,8 @@ def main() -> None:
     print(f"  last rerun: reused {rerun_manifest.get('reused')} of {rerun_manifest.get('files_in')}; "
           f"memo {rerun_manifest.get('memo')}; stages: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in rerun_manifest["timings"].items()))
-    print(f"peak RSS: main process {rss_main:,.0f} MiB, largest worker {rss_worker:,.0f} MiB (goal ≤ 1024)")
+    print(f"peak RSS: main process {rss_main:,.0f} MiB, largest process of the run {rss_worker:,.0f} MiB "
+          f"(goal ≤ 1024)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

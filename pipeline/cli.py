@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 
@@ -143,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def entry() -> NoReturn:
+    """The installed ``huibian`` command: :func:`main`, then leave without tearing the heap down.
+    A season run ends holding ~1 GB of small objects and memory maps; freeing them one by one at
+    interpreter exit took 0.5–0.8 s of a 1,000-report rerun (measured) and saves nothing: every
+    output is already written, renamed into place and reported."""
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed (a `head` that went away): nothing left to say
+            pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -153,4 +171,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -280,6 +280,27 @@ def test_new_season_code_remakes_parts_from_cached_entries(tmp_path: Path, monke
                 and d.name != f"memo-{'f' * 16}"]
 
 
+def test_stale_parts_of_a_season_are_remade_on_worker_processes(tmp_path: Path, monkeypatch) -> None:
+    import pipeline.run as run_module
+
+    inputs = _inputs(tmp_path, n=3)
+    out = tmp_path / "out"
+    run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
+    before = _tables(out)
+    n_blobs = len(list((out / ".cache").rglob("parts-*.bin")))
+    monkeypatch.setattr(run_module, "parts_fingerprint", lambda: "d" * 64)
+
+    def not_here(*_a: object, **_k: object) -> None:
+        raise AssertionError("parts made in the main process")
+
+    # only the spawned workers can make them: this process's file_parts is broken
+    monkeypatch.setattr(run_module, "file_parts", not_here)
+    m = run(RunConfig(inputs=[str(inputs)], out=out, jobs=2, parallel_min_bytes=0))
+    assert m["reused"] == m["files_in"] and not [w for w in m["warnings"] if "parts failed" in w]
+    assert _tables(out) == before
+    assert n_blobs >= 3 and len(list((out / ".cache").rglob(f"parts-{'d' * 24}.bin"))) == n_blobs
+
+
 def test_parts_that_cannot_be_cached_are_kept_for_the_run(tmp_path: Path, monkeypatch) -> None:
     import pipeline.run as run_module
     from pipeline.season import Entry
