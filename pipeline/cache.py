@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import stat
+import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -97,6 +101,64 @@ def file_digest(path: Path) -> str | None:
         return h.hexdigest()
     except OSError:
         return None
+
+
+class DigestIndex:
+    """The digests of the last run's input files by their stat signature (size, mtime, ctime,
+    inode, device), as git's index and make use: a rerun hashes again only the files touched
+    since (re-hashing a season of scanned PDFs would cost seconds per GB). Writing a file
+    always moves its ctime, which nobody can set back, so an equal signature means equal bytes;
+    a file touched within ``RACY_NS`` of the index being saved is hashed again anyway, because
+    its timestamps may not tell two writes in the same tick apart."""
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._old: dict[str, tuple[tuple[int, ...], str]] = {}
+        self._saved_ns = 0
+        self._new: dict[str, tuple[tuple[int, ...], str]] = {}
+        self.hashed = 0
+        if path is not None:
+            try:
+                with path.open("rb") as fh:
+                    self._saved_ns, self._old = pickle.load(fh)
+            except Exception:  # noqa: BLE001 - missing or damaged: every file is hashed
+                self._old, self._saved_ns = {}, 0
+
+    def digest(self, path: Path) -> str | None:
+        """:func:`file_digest` of ``path``, read from the index when the file is untouched."""
+        try:
+            st = path.lstat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # symlinks and specials: file_digest refuses them too
+        key = os.path.abspath(path)
+        sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        old = self._old.get(key)
+        if (old is not None and old[0] == sig
+                and max(st.st_mtime_ns, st.st_ctime_ns) < self._saved_ns - self.RACY_NS):
+            digest: str | None = old[1]
+        else:
+            digest = file_digest(path)
+            self.hashed += 1
+        if digest is not None:
+            self._new[key] = (sig, digest)
+        return digest
+
+    def save(self) -> None:
+        """Keep this run's files (only: a file gone is forgotten); an unwritable cache is fine."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump((time.time_ns(), self._new), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
 
 
 def entry_key(digest: str, source: str, extra: str = "") -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__
-from .cache import entry_key, file_digest, parts_fingerprint, pipeline_fingerprint
+from .cache import DigestIndex, entry_key, parts_fingerprint, pipeline_fingerprint
 from .executor import ExecutorError, make_executor
 from .ingest import configure as configure_ingest
 from .ingest import discover, ingest_file
@@ -329,8 +329,9 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         # 1. per-document stages: reuse what the cache holds, run the rest on the executor
         t0 = time.perf_counter()
         task = progress.stage("documents", len(files))
+        digests = DigestIndex(cache_root / "digests.pkl" if cfg.use_cache else None)
         for i, (path, source, _root) in enumerate(files):
-            digest = file_digest(Path(path)) if cfg.use_cache else None
+            digest = digests.digest(Path(path)) if cfg.use_cache else None
             keys[i] = entry_key(digest, source, settings) if digest else None
             hit = store.get(keys[i]) if keys[i] else None
             if hit is None:
@@ -420,6 +421,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         "files_in": len(files),
         "reused": reused,
         "processed": len(todo),
+        "hashed": digests.hashed,  # input files read to find their digest (the rest: unchanged stat)
         "n_chars": n_chars,
         "input_paths": inputs,
         "executor": executor_name,
@@ -434,6 +436,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     }
     write_json(manifest, staging / "manifest.json")
     publish(staging, out_dir)  # also removes the scratch store (a staging-prefixed folder)
+    digests.save()
     if cfg.use_cache and cfg.cache_dir is None and not os.environ.get("HUIBIAN_CACHE"):
         # the folder's own cache: entries and memos of other versions are dead weight
         store.prune({store.folder.name, f"memo-{parts_version[:16]}"})
