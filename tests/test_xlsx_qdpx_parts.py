@@ -108,7 +108,8 @@ def test_xlsx_from_parts_same_cells_as_from_frames_and_byte_stable(frames: dict[
         assert sheets["figures"]["value"].tolist() == frames["figures"]["value"].tolist()
 
 
-def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.DataFrame], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     s = frames["sentences"].copy()
     tricky = ["=SUM(A1:A9)", "控制\x01字符\x1f", "长" * 40_000, "  前后空格\u3000", "a & b <c> \"d\"", ""]
     for i, t in enumerate(tricky):
@@ -136,6 +137,32 @@ def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.Data
     assert back["idx"].tolist() == big["idx"].tolist()
     plain = big.index % len(s) >= len(tricky)  # rows not among the tricky ones
     assert back["text"][plain].tolist() == big["text"][plain].tolist()
+
+    # a rerun after a change (one row edited, one inserted): only the blocks holding them are made
+    # again, and the file is the one an empty memo gives, with the cells the memo-less writer gives
+    assert len(big) >= xlsx.MEMO_MIN_ROWS
+    changed = big.copy()
+    changed.loc[len(big) // 2, "text"] = "改过的一句"
+    changed = pd.concat([changed.iloc[:100], changed.iloc[[7]], changed.iloc[100:]], ignore_index=True)
+    made: list[int] = []  # rows rendered
+    render = xlsx._render_blocks
+
+    def counting(df: pd.DataFrame, wrap: set[str], edges: object, blocks: list[int]) -> object:
+        made.extend(int(edges[i + 1] - edges[i]) for i in blocks)  # type: ignore[index]
+        return render(df, wrap, edges, blocks)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(xlsx, "_render_blocks", counting)
+        xlsx.write_xlsx({"problems": changed}, tmp_path / "warm.xlsx", memo=memo)
+    assert 0 < sum(made) <= 12 * xlsx.BLOCK_ROWS  # a few blocks, not the table
+    xlsx.write_xlsx({"problems": changed}, tmp_path / "cold.xlsx", memo={})
+    assert (tmp_path / "warm.xlsx").read_bytes() == (tmp_path / "cold.xlsx").read_bytes()
+    xlsx.write_xlsx({"problems": changed}, tmp_path / "whole.xlsx")
+    with zipfile.ZipFile(tmp_path / "warm.xlsx") as a, zipfile.ZipFile(tmp_path / "whole.xlsx") as b:
+        assert a.namelist() == b.namelist()
+        assert all(a.read(n) == b.read(n) for n in a.namelist())  # same XML, only cut differently
+    (entry,) = [v for k, v in memo.items() if k.startswith("xlsx-blocks-")]
+    assert len(entry) <= len(changed) // 4  # this season's blocks only (the old version's dropped)
 
 
 # ------------------------------------------------------------------------------------------ QDPX

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from functools import cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib import font_manager
-from matplotlib.figure import Figure
 
 from .common import ROLE_NAMES
+
+if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: a rerun whose charts are memoised
+    from matplotlib.figure import Figure  # never loads it (~0.3 s)
 
 # preferred CJK faces, best first (fonts-noto-cjk, then WenQuanYi); any other CJK face is the fallback
 _PREFERRED = ("NotoSansCJK-Regular", "NotoSansCJKsc-Regular", "wqy-microhei", "wqy-zenhei",
@@ -19,6 +21,8 @@ _PREFERRED = ("NotoSansCJK-Regular", "NotoSansCJKsc-Regular", "wqy-microhei", "w
 @cache
 def cjk_font() -> str | None:
     """Family name of a registered CJK font, or None (then Chinese would render as boxes)."""
+    from matplotlib import font_manager
+
     files = font_manager.findSystemFonts()
     ranked = sorted((f for f in files if any(p.lower() in f.lower() for p in (*_PREFERRED, "cjk"))),
                     key=lambda f: next((i for i, p in enumerate(_PREFERRED) if p.lower() in f.lower()),
@@ -51,10 +55,11 @@ def heatmap_svg(table: pd.DataFrame, title: str, fmt: str = "{:.0%}", cmap: str 
     """A heat map of a numeric table (rows × columns) as an SVG string; '' when empty."""
     if table.empty:
         return ""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
     family = cjk_font()
     rc = {"font.family": [family, "DejaVu Sans"] if family else ["DejaVu Sans"], "svg.hashsalt": "huibian"}
-    from matplotlib import rc_context
-
     with rc_context(rc):
         n_rows, n_cols = table.shape
         fig = Figure(figsize=(1.2 + 0.9 * n_cols, 0.9 + 0.32 * n_rows))

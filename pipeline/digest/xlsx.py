@@ -9,8 +9,9 @@ sentences sheet is made of per-file fragments — a file's rows as SpreadsheetML
 without ``r`` attributes, so they do not depend on where the file lands in the season), compressed
 once by :func:`document_part` and cached with the file — concatenated into the ZIP entry without
 being decompressed (``zipparts``). The season tables (problems, figures, …) are generated column by
-column (a few string operations per column, no call per cell), big ones in content-cut blocks that
-a memo keeps across runs. The same tables give the same bytes (no timestamps).
+column (a few string operations per column, no call per cell), big ones in small content-cut blocks
+that a memo keeps across runs (a rerun renders only the blocks holding changed rows, in one batch).
+The same tables give the same bytes (no timestamps), whatever the memo holds.
 ``write_sheet`` still writes one table into an openpyxl write-only workbook (``pipeline.api.export``).
 """
 
@@ -230,7 +231,13 @@ HEADER_XF, WRAP_XF = 1, 2  # cell styles (styles.xml): bold on a fill; wrapped, 
 # because every file's fragment carries the cells' style
 SENTENCE_WRAP = frozenset({"text", "section"})
 EMPTY_CELL = "<c/>"  # no `r` attributes: cells and rows take the next position, so a gap needs a cell
-BLOCK_ROWS = 4096  # rows per memoised block of a big season table (problems, figures)
+MEMO_MIN_ROWS = 8192  # season tables from this size on are memoised in blocks (smaller: made whole)
+# rows per memoised block (on average; cut by content) of a big season table (problems, figures).
+# Small because one changed file has rows in most of the problem groups: at 1,000 reports it
+# touches ~300 blocks, and each costs its rows (64: ~30,000 rows made again instead of ~230,000
+# at 4,096; the price is ~15 % more compressed bytes for those sheets)
+BLOCK_ROWS = 64
+BATCH_ROWS = 16_384  # rows of missing blocks rendered at a time
 
 
 @dataclass(frozen=True)
@@ -321,16 +328,22 @@ def _cell(v: Any, style: str) -> str:
     return f'<c{style} t="inlineStr"><is><t{space}>{t}</t></is></c>'
 
 
-def rows_xml(df: pd.DataFrame, wrap: frozenset[str] | set[str]) -> bytes:
-    """A table's rows as SpreadsheetML (UTF-8), built column by column (no call per cell)."""
-    if not len(df) or not len(df.columns):
-        return b""
+def row_cells(df: pd.DataFrame, wrap: frozenset[str] | set[str]) -> pa.Array:
+    """A table's rows as SpreadsheetML, one string per row, built column by column (no call per
+    cell)."""
     try:  # one conversion for the table; a column Arrow cannot type goes value by value
         columns: list[Any] = pa.Table.from_pandas(df, preserve_index=False).columns
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         columns = [df.iloc[:, i] for i in range(len(df.columns))]
     cols = [column_cells(v, str(c) in wrap) for v, c in zip(columns, df.columns, strict=True)]
-    return _text_data(pc.binary_join_element_wise(_L("<row>"), *cols, _L("</row>"), _L("")))[0]
+    return pc.binary_join_element_wise(_L("<row>"), *cols, _L("</row>"), _L(""))
+
+
+def rows_xml(df: pd.DataFrame, wrap: frozenset[str] | set[str]) -> bytes:
+    """A table's rows as SpreadsheetML (UTF-8), built column by column (no call per cell)."""
+    if not len(df) or not len(df.columns):
+        return b""
+    return _text_data(row_cells(df, wrap))[0]
 
 
 def file_name(doc: dict[str, pd.DataFrame]) -> str | None:
@@ -403,32 +416,74 @@ def _content_hash(df: pd.DataFrame) -> np.ndarray:
 def table_sheet(name: str, df: pd.DataFrame | None, header: list[str],
                 memo: MutableMapping[str, Any] | None = None) -> Sheet:
     """A season table (problems, figures, …) as a sheet: widths and types from the table, rows as
-    XML generated column by column. With ``memo``, a big table is cut into blocks at rows chosen by
-    content (so a change moves few block edges) and each block's compressed XML is memoised under a
-    hash of its rows: a rerun after one changed file recompresses only the blocks it touched."""
+    XML generated column by column. With ``memo``, a big table is cut into small blocks at rows
+    chosen by content (so a change moves few block edges) and each block's compressed XML is kept
+    in one memo entry per table, by a hash of the block's rows: a rerun after one changed file
+    renders (in one batch) and compresses only the blocks it touched."""
     df = _limit_rows(name, df)
     cols = columns_of(None if df is None else df.head(WIDTH_SAMPLE), header)
     if df is None or not len(df):
         return Sheet(name, cols, 0, [])
     wrap = {c.name for c in cols if c.wrap}
     df = df.set_axis([c.name for c in cols], axis=1)
-    if memo is None or len(df) < 2 * BLOCK_ROWS:
+    if memo is None or len(df) < MEMO_MIN_ROWS or not len(df.columns):
         return Sheet(name, cols, len(df), [deflate(rows_xml(df, wrap))])
     row_hash = _content_hash(df)
     cuts = np.flatnonzero(row_hash % BLOCK_ROWS == 0) + 1  # a block ends after a row whose hash says so
     edges = np.unique(np.concatenate(([0], cuts, [len(df)])))
     # the block's XML depends on its rows, the columns' dtypes and which columns wrap
     schema = repr([(c, str(t), c in wrap) for c, t in df.dtypes.items()]).encode()
+    memo_key = f"xlsx-blocks-{name}-" + hashlib.sha1(schema).hexdigest()  # (one entry per sheet)
+    keys = [hashlib.sha1(row_hash[a:b].tobytes()).digest() for a, b in itertools.pairwise(edges)]
 
     def blocks() -> Iterator[Deflated]:
-        for a, b in itertools.pairwise(edges):
-            key = "xlsx-block-" + hashlib.sha1(schema + row_hash[a:b].tobytes()).hexdigest()
-            piece = memo.get(key)
-            if piece is None:
-                piece = deflate(rows_xml(df.iloc[a:b], wrap))
-                memo[key] = piece
-            yield piece
+        try:
+            kept: dict[bytes, tuple[bytes, int, int, int]] = memo.get(memo_key) or {}
+        except Exception:  # noqa: BLE001 - an unreadable memo entry is a miss
+            kept = {}
+        used = {k: kept[k] for k in keys if k in kept}
+        missing = [i for i, k in enumerate(keys) if k not in used]
+        # blocks to make are rendered in batches: a few Arrow calls per batch, not per block
+        for batch in _batches(missing, edges):
+            for i, piece in zip(batch, _render_blocks(df, wrap, edges, batch), strict=True):
+                used[keys[i]] = (piece.data, piece.crc, piece.size, piece.shift)
+        for k in keys:
+            yield Deflated(*used[k])
+        if missing or len(used) != len(kept):
+            memo[memo_key] = used  # this season's blocks only: the entry does not grow run by run
     return Sheet(name, cols, len(df), blocks())
+
+
+def _batches(blocks: list[int], edges: np.ndarray) -> Iterator[list[int]]:
+    """Block numbers grouped so that a batch holds at most BATCH_ROWS rows (bounded memory)."""
+    batch: list[int] = []
+    rows = 0
+    for i in blocks:
+        n = int(edges[i + 1] - edges[i])
+        if batch and rows + n > BATCH_ROWS:
+            yield batch
+            batch, rows = [], 0
+        batch.append(i)
+        rows += n
+    if batch:
+        yield batch
+
+
+def _render_blocks(df: pd.DataFrame, wrap: set[str], edges: np.ndarray, blocks: list[int]) -> list[Deflated]:
+    """The given blocks' rows as XML in one pass, cut at the blocks' edges and compressed each."""
+    take = np.concatenate([np.arange(edges[i], edges[i + 1]) for i in blocks])
+    rows = row_cells(df.iloc[take], wrap)
+    if rows.type != pa.large_string():
+        rows = rows.cast(pa.large_string())
+    data = _text_data(rows)[0]
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
+    offsets = offsets - offsets[0]
+    out, r = [], 0
+    for i in blocks:
+        n = int(edges[i + 1] - edges[i])
+        out.append(deflate(data[offsets[r]:offsets[r + n]]))
+        r += n
+    return out
 
 
 def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str, Any]], key: str) -> Sheet:
