@@ -1,11 +1,13 @@
 """Season analysis from per-file parts (issue 8): parts per file, cold and warm combine.
 
 Reads a run's folder (default: the 1,000-report season in /tmp/season1000_ref), builds each
-file's parts once (timed per file), then times ``analyze_parts`` with an empty memo (cold) and,
-with the memo of the previous run (warm), after one file gained one sentence — the two late
-changes benchmarks/season.py makes: a figure sentence and a problem (gap) sentence. Medians of
---runs runs, with the time of each table. The tables are compared with the folder's (or with
---ref DIR, e.g. tables saved by an earlier version with --save DIR).
+file's parts once (timed per file) and stores them as a run does (one cache entry per file, parts
+read back lazily from disk), then times ``analyze_parts`` with an empty memo (cold) and, with the
+memo of the previous run (warm, a folder memo as the run's), after one file gained one sentence —
+the two late changes benchmarks/season.py makes: a figure sentence and a problem (gap) sentence;
+as in a run, the edited file gets new doc and article ids. Medians of --runs runs, with the time
+of each table. The tables are compared with the folder's (or with --ref DIR, e.g. tables saved
+by an earlier version with --save DIR).
 
     python benchmarks/analyze.py [--run DIR] [--runs 3] [--limit N] [--save DIR] [--ref DIR]
 """
@@ -16,9 +18,11 @@ import argparse
 import io
 import os
 import pickle
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ import pyarrow as pa
 
 from pipeline.analyze import SENTENCES, analyze_parts, document_parts
 from pipeline.analyze.problems import combine_problems
-from pipeline.season import docs_from_frames
+from pipeline.season import EntryStore, FolderMemo, SeasonParts, docs_from_frames
 from pipeline.segment import cut
 
 #: the late changes of benchmarks/season.py: (text, label, theme)
@@ -61,25 +65,48 @@ def _with_sentence(doc: dict[str, pd.DataFrame], text: str, label: str, theme: s
     return d
 
 
-class Memo(dict):
-    """The run's memo stores values pickled (a folder of pickles): same here, in memory, so the
-    cost of (un)pickling memo values is in the figures."""
-
-    def __getitem__(self, k: str) -> Any:
-        return pickle.loads(super().__getitem__(k))
-
-    def get(self, k: str, default: Any = None) -> Any:
-        return self[k] if k in self else default
-
-    def __setitem__(self, k: str, v: Any) -> None:
-        super().__setitem__(k, pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL))
+def _new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
+    """An edited file as a run sees it: its doc_id and article_ids are new (they hash the bytes)."""
+    out = {}
+    for k, df in doc.items():
+        df = df.copy()
+        for c in ("doc_id", "article_id"):
+            if c in df:
+                df[c] = df[c].where(df[c].isna() | (df[c] == ""), df[c].astype(str) + tag)
+        out[k] = df
+    return out
 
 
-def _timed(parts: list[Mapping[str, Any]], memo: Memo | None) -> tuple[float, dict, dict]:
+class Disk:
+    """Parts stored as a run stores them: one cache entry per file, read back lazily."""
+
+    def __init__(self, root: Path) -> None:
+        self.store = EntryStore(root, "entries")
+        self.entries: list[Any] = []
+
+    def put(self, key: str, parts: dict[str, Any]) -> tuple[Any, Any]:
+        sentences = parts.pop(SENTENCES)
+        e = self.store.put(key, {"tables": {SENTENCES: sentences}}, {"analyze": parts}, "bench")
+        return e, e.parts("bench")
+
+    def season(self, files: Sequence[tuple[Any, Any]]) -> SeasonParts:
+        return SeasonParts([e for e, _ in files], [b for _, b in files], "analyze")
+
+
+def _timed(parts: Sequence[Mapping[str, Any]], memo: Any) -> tuple[float, dict, dict]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     out = analyze_parts(parts, {}, memo, timings=timings)
     return time.perf_counter() - t0, timings, out
+
+
+def _memo(snapshot: Path | None, work: Path) -> FolderMemo:
+    """A copy of the memo folder ``snapshot`` (or an empty one): every run starts from it."""
+    folder = Path(tempfile.mkdtemp(dir=work))
+    shutil.rmtree(folder)
+    if snapshot is not None:
+        shutil.copytree(snapshot, folder)
+    return FolderMemo(folder)
 
 
 def _report(what: str, runs: list[tuple[float, dict]]) -> None:
@@ -102,32 +129,41 @@ def main() -> None:
     del s
     print(f"{len(docs)} files, {sum(len(d['sentences']) for d in docs)} sentences, "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
-    per_file, parts = [], []
-    for d in docs:
+    work = Path(tempfile.mkdtemp(prefix="bench-analyze-"))
+    disk = Disk(work / "cache")
+    per_file, files = [], []
+    size = 0
+    for i, d in enumerate(docs):
         t0 = time.perf_counter()
-        parts.append(_parts(d))
+        p = _parts(d)
         per_file.append(time.perf_counter() - t0)
-    size = sum(len(pickle.dumps({k: v for k, v in p.items() if k != SENTENCES},
-                                protocol=pickle.HIGHEST_PROTOCOL)) for p in parts)
+        size += len(pickle.dumps({k: v for k, v in p.items() if k != SENTENCES},
+                                 protocol=pickle.HIGHEST_PROTOCOL))
+        files.append(disk.put(f"{i:08d}", p))
     print(f"document_parts: median {1000 * statistics.median(per_file):.1f} ms/file, "
-          f"total {sum(per_file):.1f} s; parts {size / len(parts) / 1024:.0f} KiB/file pickled",
+          f"total {sum(per_file):.1f} s; parts {size / len(files) / 1024:.0f} KiB/file pickled",
           flush=True)
-    cold, memo, out = [], Memo(), {}
-    for _ in range(a.runs):
-        memo = Memo()
+    parts = disk.season(files)
+    cold, out = [], {}
+    snapshot = work / "memo-cold"
+    for r in range(a.runs):
+        memo = _memo(None, work)
         t, tim, out = _timed(parts, memo)
         cold.append((t, tim))
-    _report(f"analyze_parts cold (empty memo; {len(memo)} memo entries, "
-            f"{sum(map(len, memo.values())) / 2**20:.1f} MiB)", cold)
-    t, tim, again = _timed(parts, Memo(memo))
+        if r == a.runs - 1:
+            memo.folder.rename(snapshot)
+        else:
+            shutil.rmtree(memo.folder)
+    _report(f"analyze_parts cold (empty memo; {len(FolderMemo(snapshot))} memo entries)", cold)
+    t, tim, again = _timed(parts, _memo(snapshot, work))
     print(f"analyze_parts, nothing changed (full memo): {t:.2f} s", flush=True)
     for name, df in out.items():
-        pd.testing.assert_frame_equal(again[name], df, obj=name)
-    # a season rerun where a file's ids changed rebuilds every label it has items of: the
-    # biggest (measure) rebuilt from all files' items with a warm block memo (no label memo)
+        assert _bytes(again[name]) == _bytes(df), name
+    # a label rebuilt from all files' items with a warm block memo (no label memo): what a new
+    # problem statement costs
     rebuild = []
     for _ in range(a.runs):
-        m = Memo(memo)
+        m = _memo(snapshot, work)
         t0 = time.perf_counter()
         combine_problems(parts, labels=("measure",), memo=m)
         rebuild.append(time.perf_counter() - t0)
@@ -135,18 +171,21 @@ def main() -> None:
           f"{[round(t, 2) for t in rebuild]}", flush=True)
     mid = len(docs) // 2
     for kind, (text, label, theme) in CHANGES.items():
-        changed = list(parts)
-        changed[mid] = _parts(_with_sentence(docs[mid], text, label, theme))
+        changed = list(files)
+        changed[mid] = disk.put(f"changed-{kind}", _parts(_new_ids(
+            _with_sentence(docs[mid], text, label, theme), f"-{kind}")))
+        season = disk.season(changed)
         warm = []
         for _ in range(a.runs):
-            m = Memo(memo)
-            t, tim, res = _timed(changed, m)
+            m = _memo(snapshot, work)
+            t, tim, res = _timed(season, m)
             warm.append((t, tim))
         _report(f"analyze_parts warm, one file gained a {kind} sentence "
-                f"({len(m) - len(memo)} new memo entries)", warm)
-        fresh = analyze_parts(changed, {}, None)  # memo state never changes a result
+                f"({m.misses} memo misses)", warm)
+        fresh = analyze_parts(season, {}, None)  # memo state never changes a result
         for name, df in fresh.items():
-            pd.testing.assert_frame_equal(res[name], df, obj=name)
+            assert _bytes(res[name]) == _bytes(df), (kind, name)
+    shutil.rmtree(work, ignore_errors=True)
     if a.save:
         a.save.mkdir(parents=True, exist_ok=True)
         for name, df in out.items():

@@ -3,6 +3,8 @@ problem-block groupings never changes a result, and a changed file re-clusters o
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -14,6 +16,9 @@ from conftest import SHARED
 
 from pipeline.analyze import DIGEST, SENTENCES, analyze, analyze_parts, document_parts
 from pipeline.analyze.copies import RATIO_MEMO, ROWS_MEMO, combine_copies, copy_part, fetch_rows
+from pipeline.analyze.keywords import PART as KW_PART
+from pipeline.analyze.keywords import STATE as KW_STATE
+from pipeline.analyze.keywords import combine_keywords
 from pipeline.analyze.problems import (
     PROBLEM_LABELS,
     anchor_blocks,
@@ -31,13 +36,15 @@ TABLES = ("matrix", "keywords", "problems", "copies", "figures")
 
 
 class CountingMemo(MutableMapping[str, Any]):
-    """A dict that counts the lookups that missed."""
+    """A dict that records its lookups (``reads``) and those that missed."""
 
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data = dict(data or {})
         self.misses: list[str] = []
+        self.reads: list[str] = []
 
     def __getitem__(self, k: str) -> Any:
+        self.reads.append(k)
         if k not in self.data:
             self.misses.append(k)
         return self.data[k]
@@ -202,3 +209,98 @@ def test_part_anchors_give_the_item_blocks(docs: list[dict[str, pd.DataFrame]]) 
     assert len(want) > 3
     assert [b.tolist() for b in got] == [b.tolist() for b in want]
 
+
+
+def _new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
+    """The file as a run sees it after an edit: every doc_id and article_id is new."""
+    out = {}
+    for k, df in doc.items():
+        df = df.copy()
+        for c in ("doc_id", "article_id"):
+            if c in df:
+                df[c] = df[c].where(df[c].isna() | (df[c] == ""), df[c].astype(str) + tag)
+        out[k] = df
+    return out
+
+
+def test_an_edit_outside_problems_renames_the_last_tables_instead_of_rebuilding(
+        docs: list[dict[str, pd.DataFrame]]) -> None:
+    """A file edited outside its problem statements (here: a figure sentence) gets new doc and
+    article ids, so every label it has items in has a new key; the label tables are then the
+    last ones with the ids replaced and re-sorted — no item re-assembled, no block read — and
+    equal the memo-free tables. A second edit (a new problem) still rebuilds that label."""
+    parts = _parts(docs)
+    memo = CountingMemo()
+    analyze_parts(parts, {}, memo)
+    d = _new_ids(docs[2], "-v2")
+    s = d["sentences"]
+    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
+        text="补充说明：截至年底新增就业3万人。", label="strength", theme="就业",
+        idx=int(s["idx"].max()) + 1, tokens="补充 说明 ： 截至 年底 新增 就业 3 万人 。")
+    d["sentences"] = pd.concat([s, extra], ignore_index=True)
+    changed = list(parts)
+    changed[2] = _parts([d])[0]
+    assert changed[2][DIGEST] != parts[2][DIGEST]
+    memo2 = CountingMemo(memo.data)
+    after = analyze_parts(changed, {}, memo2)
+    labels = [lab for lab in PROBLEM_LABELS if changed[2][part_key(lab)].num_rows]
+    assert len({k for k in memo2.misses if k.startswith("problems-label-")}) == len(labels) > 0
+    assert not [k for k in memo2.reads if k.startswith("problems-block-")]  # nothing re-assembled
+    fresh = analyze_parts(changed, {}, None)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(after[name], fresh[name], obj=name)
+    # keywords: the memo's counts updated with the file's old part out and its new one in
+    assert any(k.startswith(KW_PART) for k in memo2.reads)
+    assert memo2.data[KW_STATE]["files"] == [p[DIGEST]["keywords"] for p in changed]
+    problems = after["problems"]
+    assert problems["doc_id"].str.endswith("-v2").any()  # the file's rows, under their new ids
+    assert not problems["doc_id"].isin(docs[2]["documents"]["doc_id"]).any()
+    # then a new problem statement in the same file: its label is re-assembled (blocks read)
+    d2 = {k: v.copy() for k, v in d.items()}
+    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
+        text="基层医疗服务能力不足，乡镇卫生院人才短缺问题仍然突出。", label="gap", theme="卫生",
+        idx=int(s["idx"].max()) + 2, tokens="基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺 问题 仍然 突出 。")
+    d2["sentences"] = pd.concat([d["sentences"], extra], ignore_index=True)
+    changed2 = list(changed)
+    changed2[2] = _parts([d2])[0]
+    memo3 = CountingMemo(memo2.data)
+    again = analyze_parts(changed2, {}, memo3)
+    assert [k for k in memo3.reads if k.startswith("problems-block-")]
+    fresh2 = analyze_parts(changed2, {}, None)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(again[name], fresh2[name], obj=name)
+
+
+def test_importing_the_analysis_does_not_import_the_part_makers_libraries() -> None:
+    """A rerun combines cached parts: jieba, scipy and scikit-learn (~2 s to import) are needed
+    only to make a file's parts or to group a block, and are imported then."""
+    code = ("import sys, pipeline.analyze; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'jieba', 'scipy', 'sklearn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_keyword_counts_updated_in_the_memo_equal_a_recount(
+        docs: list[dict[str, pd.DataFrame]]) -> None:
+    """Files replaced one after another (fewer sentences, more, another unit; the first file
+    too, whose words come first): the counts kept in the memo, updated with each file's old part
+    out and new part in, give the table a recount gives — words numbered by first appearance."""
+    parts = [p["keywords"] for p in _parts(docs)]
+    digests = [p[DIGEST]["keywords"] for p in _parts(docs)]
+    memo: dict[str, Any] = {}
+    base = combine_keywords(parts, memo=memo, digests=digests)
+    pd.testing.assert_frame_equal(base, combine_keywords(parts))
+    assert len(base) > 0 and memo[KW_STATE]["files"] == digests
+    edits = []
+    for i, d in enumerate(docs[:3]):
+        s = d["sentences"]
+        edits.append((i, {**d, "sentences": s.iloc[len(s) // 3:]}))  # its opening third gone
+    s = docs[1]["sentences"]
+    edits.append((1, {**docs[1], "sentences": s.assign(unit=s["unit"].astype(str) + "委")}))
+    edits.append((0, docs[0]))  # and back
+    for i, d in edits:
+        p = _parts([d])[0]
+        parts[i], digests[i] = p["keywords"], p[DIGEST]["keywords"]
+        got = combine_keywords(parts, memo=memo, digests=digests)
+        pd.testing.assert_frame_equal(got, combine_keywords(parts))
+        assert memo[KW_STATE]["files"] == digests

@@ -228,38 +228,34 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     rank[korder] = np.arange(len(korder))
     gstart = np.zeros(len(korder), dtype=np.int64)
     gstart[korder] = np.concatenate(([0], np.cumsum(key_rows[korder])[:-1]))
-    # per long row: its global row number, its article (rank) and its text
-    rows_l, art_l, text_l, nlen_l, bands_l, texts_all = [], [], [], [], [], []  # type: ignore[var-annotated]
-    hash_l: list[np.ndarray] = []
-    k_off = t_off = 0
-    file_of_key = np.repeat(np.arange(len(parts)), n_keys)
-    for p, nk in zip(parts, n_keys.tolist(), strict=True):
-        kr = p["key_rows"].astype(np.int64)
-        lstart = np.concatenate(([0], np.cumsum(kr)[:-1]))
-        row_key = np.repeat(np.arange(nk), kr) + k_off  # global key index of every row
-        grow = gstart[row_key] + np.arange(len(row_key)) - lstart[row_key - k_off]
-        nlen_l.append((grow, p["nlen"]))
-        lr = p["long"]
-        rows_l.append(grow[lr])
-        art_l.append(rank[row_key[lr]])
-        text_l.append(p["long_text"].astype(np.int64) + t_off)
-        bands_l.append(p["bands"])
-        hash_l.append(p["hashes"])
-        texts_all.append(p["texts"])
-        k_off += nk
-        t_off += len(p["texts"])
+    # per long row: its global row number, its article (rank) and its text — for all files at
+    # once (rows of a file are its keys' rows, key after key; files one after the other)
     n_rows = int(key_rows.sum())
+    row_key = np.repeat(np.arange(len(key_rows)), key_rows)  # global key index of every row
+    kstart = np.concatenate(([0], np.cumsum(key_rows)[:-1]))
+    grow = gstart[row_key] + np.arange(n_rows) - kstart[row_key]  # its row in season order
+    file_of_key = np.repeat(np.arange(len(parts)), n_keys)
+    n_long = np.array([len(p["long"]) for p in parts], dtype=np.int64)
+    n_file_rows = np.array([len(p["nlen"]) for p in parts], dtype=np.int64)
+    n_texts = np.array([len(p["texts"]) for p in parts], dtype=np.int64)
+    long_flat = (np.concatenate([p["long"] for p in parts]).astype(np.int64)
+                 + np.repeat(np.concatenate(([0], np.cumsum(n_file_rows)[:-1])), n_long))
+    text_flat = (np.concatenate([p["long_text"] for p in parts]).astype(np.int64)
+                 + np.repeat(np.concatenate(([0], np.cumsum(n_texts)[:-1])), n_long))
+    bands_l = [p["bands"] for p in parts]
+    hash_l: list[np.ndarray] = [p["hashes"] for p in parts]
+    texts_all = [p["texts"] for p in parts]
     nlen = np.zeros(n_rows, dtype=np.int64)
-    for grow, nl in nlen_l:
-        nlen[grow] = nl
-    row_of_g = np.concatenate(rows_l)
+    nlen[grow] = np.concatenate([p["nlen"] for p in parts])
+    row_of_g = grow[long_flat]
+    art_long = rank[row_key[long_flat]]
     art_of_row = np.full(n_rows, -1, dtype=np.int64)
-    art_of_row[row_of_g] = np.concatenate(art_l)
-    if len(_distinct(np.concatenate(art_l))) < 2:
+    art_of_row[row_of_g] = art_long
+    if len(_distinct(art_long)) < 2:
         return _empty()
     # one code per distinct text, numbered by first appearance in season row order
     tid, uniq = _factorize(texts_all)
-    occ_text = tid[np.concatenate(text_l)]
+    occ_text = tid[text_flat]
     first_row = np.full(len(uniq), n_rows, dtype=np.int64)
     np.minimum.at(first_row, occ_text, row_of_g)
     code_of_tid = np.empty(len(uniq), dtype=np.int64)

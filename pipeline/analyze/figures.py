@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from jieba.posseg import POSTokenizer
+import pyarrow as pa
 
 from ..dictionaries import read_lines, read_table
-from ..segment import tokenizer
 from .matrix import content_sentences
 from .text import unit_names
+
+if TYPE_CHECKING:
+    from jieba.posseg import POSTokenizer
 
 COLUMNS = ["unit", "doc_id", "article_id", "subject", "value", "measure_unit", "is_target", "text",
            "page", "idx", "label"]
@@ -56,6 +59,11 @@ def _target_re() -> re.Pattern[str]:
 
 @cache
 def _pos() -> POSTokenizer:
+    # imported here: jieba.posseg loads its tables on import (~1 s), needed only to make parts
+    from jieba.posseg import POSTokenizer
+
+    from ..segment import tokenizer
+
     return POSTokenizer(tokenizer())
 
 
@@ -169,11 +177,15 @@ def figure_part(sentences: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"value": "float64", "is_target": "bool", "page": "Int64"})
 
 
-def combine_figures(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """figures.parquet: the files' figures one after the other (each row is local to its file)."""
+def combine_figures(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:
+    """figures.parquet: the files' figures (frames or Arrow tables) one after the other (each row
+    is local to its file)."""
     frames = [p for p in parts if len(p)]
     if not frames:
         return figure_part(pd.DataFrame(columns=["kind", "text"]))
+    if all(isinstance(f, pa.Table) for f in frames):  # one concatenation in Arrow, one conversion
+        return pa.concat_tables(frames, promote_options="permissive").to_pandas()
+    frames = [f.to_pandas() if isinstance(f, pa.Table) else f for f in frames]
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     return pd.concat(frames, ignore_index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pandas as pd
+import pyarrow as pa
 
 CONTENT_KINDS = ("body", "heading")
 _KEYS = ["unit", "theme", "label"]
@@ -23,13 +24,18 @@ def matrix_part(sentences: pd.DataFrame) -> pd.DataFrame:
     return s.groupby(_KEYS, sort=True).size().rename("n").reset_index()
 
 
-def combine_matrix(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """matrix.parquet from the files' counts: one row per unit × theme × label, ``n`` and ``share``
-    of the unit's sentences. Counts add up, so this equals counting the whole season at once."""
+def combine_matrix(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:
+    """matrix.parquet from the files' counts (frames or Arrow tables): one row per unit × theme ×
+    label, ``n`` and ``share`` of the unit's sentences. Counts add up, so this equals counting
+    the whole season at once."""
     frames = [p for p in parts if len(p)]
     if not frames:
         return _finish(matrix_part(pd.DataFrame(columns=["unit", "theme", "label", "kind"])))
-    m = pd.concat(frames, ignore_index=True)
+    if all(isinstance(f, pa.Table) for f in frames):  # one concatenation in Arrow, one conversion
+        m = pa.concat_tables(frames, promote_options="permissive").to_pandas()
+    else:
+        m = pd.concat([f.to_pandas() if isinstance(f, pa.Table) else f for f in frames],
+                      ignore_index=True)
     if len(frames) > 1:  # a unit may report in several files
         m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
     return _finish(m)

@@ -11,16 +11,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..dictionaries import read_lines
-from ..segment import cut
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 UNKNOWN_UNIT = "(未识别)"  # same placeholder the role matrix uses
+
+
+def cut(text: str) -> list[str]:
+    """``pipeline.segment.cut``, imported on first use: jieba (and scipy/sklearn below) are
+    needed to make a file's parts, never to combine them, so a rerun does not pay their import."""
+    from ..segment import cut as segment_cut
+
+    return segment_cut(text)
 
 # a "word" must hold at least one CJK character or Latin letter: drops punctuation and bare numbers
 _WORDISH = re.compile(r"[\u4e00-\u9fffA-Za-z]")
@@ -139,6 +148,8 @@ class WordCodes:
 
     def counts(self) -> sp.csr_matrix:
         """rows × vocabulary word counts."""
+        import scipy.sparse as sp
+
         rows = np.repeat(np.arange(self.n_rows), np.diff(self.offsets))
         x = sp.csr_matrix((np.ones(len(self.codes), dtype=np.float64), (rows, self.codes)),
                           shape=(self.n_rows, len(self.vocab)))
@@ -189,6 +200,10 @@ def tfidf_matrix(texts: list[str], word_lists: list[list[str]] | None = None,
     Words carry meaning ("学习" ~ "学习"); character n-grams catch the same idea worded a little
     differently ("不够深入" ~ "不深入") that jieba cuts into different words.
     """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg  # noqa: F401 - sp.linalg.norm below
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     if word_lists is None:
         word_lists = [content_words(t) for t in texts]
     wv = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=1, dtype=np.float64)
