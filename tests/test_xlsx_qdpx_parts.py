@@ -23,7 +23,15 @@ from lxml import etree
 from test_digest import QDA, make_inputs
 
 from pipeline.digest import qdpx, xlsx
-from pipeline.digest.zipparts import ZipWriter, crc32_combine, crc32_shift, deflate, stored
+from pipeline.digest.zipparts import (
+    TREE_MIN,
+    ZipWriter,
+    crc32_combine,
+    crc32_concat,
+    crc32_shift,
+    deflate,
+    stored,
+)
 from pipeline.run import RunConfig, load_frames, run
 
 
@@ -56,6 +64,17 @@ def test_crc32_combine_matches_zlib_on_random_data() -> None:
         assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
         assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b), crc32_shift(len(b))) == zlib.crc32(a + b)
     assert crc32_combine(zlib.crc32(b"x"), zlib.crc32(b"y"), 1) != zlib.crc32(b"yx")  # order matters
+
+
+def test_crc32_concat_tree_matches_zlib_for_many_pieces() -> None:
+    """The numpy pairwise combine (used from TREE_MIN pieces on) gives zlib's CRC of the joined
+    data, for odd and even counts, empty-ish and long pieces."""
+    rnd = random.Random(10)
+    for n in (TREE_MIN - 1, TREE_MIN, TREE_MIN + 1, 3 * TREE_MIN + 7):
+        pieces = [os.urandom(rnd.choice([1, 2, rnd.randrange(1, 400)])) for _ in range(n)]
+        got = crc32_concat([zlib.crc32(p) for p in pieces], [crc32_shift(len(p)) for p in pieces])
+        assert got == zlib.crc32(b"".join(pieces)), n
+    assert crc32_concat([], []) == 0
 
 
 def test_fragments_concatenate_into_one_valid_entry(tmp_path: Path) -> None:

@@ -130,9 +130,14 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
             return False
 
     # the two archives are mostly zlib and Arrow work, which release the GIL: written in a thread
-    # beside the page and the Word file, they cost little on a second core
+    # beside the page and the Word file, they cost little on a second core. An archive the thread
+    # has not started when the page and the Word file are done is written here instead (the
+    # workbook takes longer than the page: corpus.qdpx is then no longer queued behind it)
     with ThreadPoolExecutor(1, thread_name_prefix="digest") as pool:
-        archives = [(name, pool.submit(write, name, w)) for name, w in writers[2:]]
+        archives = [(name, w, pool.submit(write, name, w)) for name, w in writers[2:]]
         ok = {name: write(name, w) for name, w in writers[:2]}
-        ok.update((name, fut.result()) for name, fut in archives)
+        for name, w, fut in reversed(archives):  # the last queued first: it is the one not started
+            if fut.cancel():
+                ok[name] = write(name, w)
+        ok.update((name, fut.result()) for name, _, fut in archives if name not in ok)
     return [name for name, _ in writers if ok[name]]

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import BytecodeCache, Environment, PackageLoader, select_autoescape
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from . import charts
@@ -59,10 +60,30 @@ MAX_CHART_UNITS = 40  # rows of the unit × role chart (largest units); the tabl
 HEAT_LEVELS = 10  # heat-map cells carry a class per intensity step, not an inline style each
 
 
-def _env() -> Environment:
+class _MemoBytecode(BytecodeCache):
+    """The compiled template kept in the run's memo: compiling digest.html.j2 costs ~40 ms a
+    process, and a rerun is one process. Keyed by jinja2 on the template's source checksum; its
+    marshal header check rejects another Python's code (a miss, not an error)."""
+
+    def __init__(self, memo: MutableMapping[str, Any]) -> None:
+        self.memo = memo
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            data = self.memo[f"digest.jinja:{bucket.key}:{bucket.checksum}"]
+        except Exception:  # noqa: BLE001 - missing or unreadable: compile
+            return
+        if isinstance(data, bytes):
+            bucket.bytecode_from_string(data)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.memo[f"digest.jinja:{bucket.key}:{bucket.checksum}"] = bucket.bytecode_to_string()
+
+
+def _env(memo: MutableMapping[str, Any] | None = None) -> Environment:
     return Environment(loader=PackageLoader("pipeline.digest", "templates"),
                        autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                       lstrip_blocks=True)
+                       lstrip_blocks=True, bytecode_cache=None if memo is None else _MemoBytecode(memo))
 
 
 def script_json(obj: Any) -> Markup:
@@ -319,7 +340,7 @@ def write_html(frames: dict[str, pd.DataFrame], meta: dict[str, Any], path: Path
     memory whole, nor do the thousands of fragments it is joined from)."""
     context = page_context(frames, meta, max_embedded, parts, body=body, profiles=profiles, clusters=clusters,
                            memo=memo)
-    stream = _env().get_template("digest.html.j2").stream(context)
+    stream = _env(memo).get_template("digest.html.j2").stream(context)
     stream.enable_buffering(256)  # written in pieces of 256 fragments: one encode and write each
     stream.dump(str(path), encoding="utf-8")
 
@@ -333,7 +354,7 @@ def _chart(memo: MutableMapping[str, Any] | None, name: str, data: pd.DataFrame 
     digest = hashlib.sha256(name.encode())
     digest.update(pickle.dumps((list(data.columns), list(data.index)), protocol=pickle.HIGHEST_PROTOCOL))
     digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
-    key = f"digest.chart:{name}:{digest.hexdigest()}"
+    key = f"digest.chart.svg2:{name}:{digest.hexdigest()}"  # (svg2: drawn by hand, not matplotlib)
     try:
         return memo[key]
     except KeyError:

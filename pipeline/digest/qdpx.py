@@ -142,20 +142,28 @@ def document_part(doc: dict[str, pd.DataFrame]) -> SourcePart | None:
     stamp = f'creatingUser="{USER}"'
     out: list[str] = []
     coded_units: set[str] = set()
+    # child_guid(sg, kind, slot, i) is a fixed prefix per (kind, slot) and the index: the prefixes
+    # made once per file (~1,200 GUIDs a report: a third of this function's time otherwise)
+    sel_pre = child_guid(sg, 1, 0, 0)[:24]
+    role_pre = [child_guid(sg, 2, k, 0)[:24] for k in range(len(ROLE_GUIDS))]
+    theme_pre = child_guid(sg, 2, 8, 0)[:24]
+    mask = 0xFFFFFFFFFFFF
+    starts_l, ends_l = starts.tolist(), ends.tolist()
     for j, (slot, theme, i) in enumerate(zip(roles, themes, idx, strict=True)):
         if not slot and not theme:
             continue
         if units is not None and texts[j]:
             coded_units.add(units[j])
-        if ends[j] <= starts[j]:
+        if ends_l[j] <= starts_l[j]:
             continue
-        out.append(f'<PlainTextSelection guid="{child_guid(sg, 1, 0, i)}" name="{i}" '
-                   f'startPosition="{starts[j]}" endPosition="{ends[j]}" {stamp}>')
+        tail = f"{i & mask:012X}"
+        out.append(f'<PlainTextSelection guid="{sel_pre}{tail}" name="{i}" '
+                   f'startPosition="{starts_l[j]}" endPosition="{ends_l[j]}" {stamp}>')
         if slot:
-            out.append(f'<Coding guid="{child_guid(sg, 2, slot, i)}" {stamp}>'
+            out.append(f'<Coding guid="{role_pre[slot]}{tail}" {stamp}>'
                        f'<CodeRef targetGUID="{ROLE_GUIDS[slot]}"/></Coding>')
         if theme:
-            out.append(f'<Coding guid="{child_guid(sg, 2, 8, i)}" {stamp}>'
+            out.append(f'<Coding guid="{theme_pre}{tail}" {stamp}>'
                        f'<CodeRef targetGUID="{theme_guid[theme]}"/></Coding>')
         out.append("</PlainTextSelection>")
     out.append("</TextSource>\n")

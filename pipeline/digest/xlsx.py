@@ -66,9 +66,23 @@ CHUNK = 20_000  # rows prepared at a time
 ILLEGAL = XML_ILLEGAL  # control characters XML 1.0 forbids (PDFs paste them into text)
 
 
+class _CharWidths(dict[str, int]):
+    """Character → columns (2 for East Asian wide/full-width), filled on first sight of a character."""
+
+    def __missing__(self, ch: str) -> int:
+        w = self[ch] = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        return w
+
+
+_CHAR_WIDTHS = _CharWidths()
+
+
 def display_width(text: str) -> int:
     """Columns a string takes in Excel: wide (CJK) characters count two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    if text.isascii():  # (no ASCII character is wide)
+        return len(text)
+    # one C-level pass of dict lookups instead of a Python call per character (~0.1 s a season)
+    return sum(map(_CHAR_WIDTHS.__getitem__, text))
 
 
 def clean_str(text: str) -> str:
@@ -255,6 +269,7 @@ def _escape(text: str) -> str:
 
 _ILLEGAL_RE2 = r"[\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{fffe}\x{ffff}]"  # XML_ILLEGAL for Arrow (RE2)
 _EDGE_SPACE = r"^[\s\p{Z}\x{85}]|[\s\p{Z}\x{85}]$"  # (RE2) what str.isspace sees at either end
+_EITHER_RE2 = f"{_ILLEGAL_RE2}|{_EDGE_SPACE}"
 
 
 def _text_data(arr: pa.Array) -> tuple[bytes, int]:
@@ -296,7 +311,9 @@ def column_cells(values: pd.Series | pa.Array | pa.ChunkedArray, wrap: bool) -> 
         arr = arr.cast(pa.large_string())
         data, longest = _text_data(arr)
         # (bytes ≥ characters: a column whose longest value fits in bytes needs no cut)
-        if longest > CELL_LIMIT or pc.any(pc.match_substring_regex(arr, _ILLEGAL_RE2)).as_py():
+        # one regex pass answers both checks below for most columns (neither): ~1 ms a report saved
+        suspect = pc.any(pc.match_substring_regex(arr, _EITHER_RE2)).as_py()
+        if longest > CELL_LIMIT or (suspect and pc.any(pc.match_substring_regex(arr, _ILLEGAL_RE2)).as_py()):
             arr = pa.array([None if v is None else clean_str(v) for v in arr.to_pylist()], pa.large_string())
             data = _text_data(arr)[0]
         text = arr
@@ -304,7 +321,8 @@ def column_cells(values: pd.Series | pa.Array | pa.ChunkedArray, wrap: bool) -> 
             if ch.encode() in data:  # most columns hold none of them
                 text = pc.replace_substring(text, ch, entity)
         pre = _L(f'<c{style} t="inlineStr"><is><t>')
-        if pc.any(pc.match_substring_regex(arr, _EDGE_SPACE)).as_py():
+        # (cutting at the cell limit adds no edge space; dropping forbidden characters may: suspect)
+        if suspect and pc.any(pc.match_substring_regex(arr, _EDGE_SPACE)).as_py():
             pre = pc.if_else(pc.match_substring_regex(arr, _EDGE_SPACE),
                              _L(f'<c{style} t="inlineStr"><is><t xml:space="preserve">'), pre)
         # empty text is an empty cell, as missing text is (null → filled below)
