@@ -53,11 +53,13 @@ def document_parts(doc: DocTables) -> dict[str, Any]:
     problems, digests = problem_parts(content)
     keywords = keyword_part(content, words=word_codes(sentence_tokens(content)))
     digests["keywords"] = keyword_digest(keywords)
+    copies = copy_part(content)
+    digests["copies"] = copies["digest"]  # a season of unchanged copy parts: the table from the memo
     return {
         "matrix": _arrow(matrix_part(content)),
         "keywords": keywords,
         **problems,
-        "copies": copy_part(content),
+        "copies": copies,
         "figures": _arrow(figure_part(content)),
         DIGEST: digests,
     }
@@ -96,9 +98,14 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     t2 = time.perf_counter()
     out["problems"] = combine_problems(ok, memo=memo, digests=digests)
     t3 = time.perf_counter()
-    copy_parts = [p["copies"] for p in ok]
+    # with every file's copy digest known (digest["copies"]), the parts stay on disk unless the
+    # table is not in the memo
+    copy_digests = [d.get("copies") for d in digests] if digests is not None else None
+    copy_parts: Sequence[Any] = (_Column(ok, "copies") if copy_digests and all(copy_digests)
+                                 else [p["copies"] for p in ok])
     out["copies"] = combine_copies(
-        copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows), memo)
+        copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows), memo,
+        digests=copy_digests)
     t4 = time.perf_counter()
     out["figures"] = combine_figures(each("figures"))
     t5 = time.perf_counter()

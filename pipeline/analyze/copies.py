@@ -53,6 +53,9 @@ SEED = 20260  # fixed: the same permutations in every run
 RATIO_MEMO = "copies-ratios-fuzz.ratio-v1"
 #: memo entry of the sentences fetched for copies: per file digest, (text, doc, article, unit, page)
 ROWS_MEMO = "copies-rows-v1"
+#: memo entry of the last finished table, under the ordered digests of the files' parts: a rerun
+#: whose copy parts are all unchanged (the table is a pure function of them, in order) reads it
+TABLE_MEMO = "copies-table-v1"
 _ROW_COLUMNS = ("doc_id", "article_id", "unit", "page", "idx", "kind", "text")
 _CHUNK = 2_000_000  # 4-grams hashed per numpy pass (bounds memory)
 
@@ -207,15 +210,46 @@ def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
 
 def combine_copies(parts: Sequence[Mapping[str, Any]],
                    fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]],
-                   memo: MutableMapping[str, Any] | None = None) -> pd.DataFrame:
+                   memo: MutableMapping[str, Any] | None = None, *,
+                   digests: Sequence[str | None] | None = None) -> pd.DataFrame:
     """copies.parquet from the files' parts: one row per shared passage between two articles.
 
     ``fetch(file, rows)``: text, doc_id, article_id, unit and page of those rows of that file's
     part (row numbers in the part's key order), in that order. Rows are numbered as if the whole
     season were sorted by article key and idx, and texts by first appearance in that order, so
-    every tie breaks as when the season was searched at once. ``memo``: pair scores kept across
-    runs under the texts' content hashes (same result with or without it).
+    every tie breaks as when the season was searched at once. ``memo``: the last table under the
+    ordered digests of the parts, pair scores under the texts' content hashes and fetched rows
+    under each file's digest (same result with or without it). ``digests``: each part's
+    ``digest`` when known without loading the part (``parts`` may then be lazy: they are loaded
+    only when the table is not in the memo).
     """
+    if memo is not None:
+        if digests is None or any(d is None for d in digests):
+            parts = list(parts)  # loaded once: their digests, then (on a miss) the search
+            digests = [p.get("digest") for p in parts]
+        season = _season_key(digests)
+        last = memo.get(TABLE_MEMO)
+        if season is not None and last is not None and last.get("key") == season:
+            return last["table"].copy()  # a copy: the caller may change its table
+        df = _combine(list(parts), fetch, memo)
+        if season is not None:
+            # one entry, overwritten each run; a copy: the caller may change the table it gets
+            memo[TABLE_MEMO] = {"key": season, "table": df.copy()}
+        return df
+    return _combine(list(parts), fetch, None)
+
+
+def _season_key(digests: Sequence[str | None]) -> str | None:
+    """One hash of the files' part digests in input order (None when a part has none)."""
+    if any(not d for d in digests):
+        return None
+    return hashlib.blake2b("\x1f".join(map(str, digests)).encode(), digest_size=16).hexdigest()
+
+
+def _combine(parts: Sequence[Mapping[str, Any]],
+             fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]],
+             memo: MutableMapping[str, Any] | None) -> pd.DataFrame:
+    """The search itself (see :func:`combine_copies`)."""
     keys_l = [p["keys"] for p in parts]
     n_keys = np.array([len(k) for k in keys_l], dtype=np.int64)
     if not n_keys.sum():
