@@ -182,8 +182,10 @@ def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,
 
 def _unique_groups(uniq: list[str], uniq_words: list[list[str]] | list[str], theme_of: list[str],
                    threshold: float, block_size: int, memo: MutableMapping[str, Any] | None,
-                   anchors: np.ndarray | None = None) -> np.ndarray:
-    """``cluster_texts`` of distinct texts in sorted order, with their topic words and themes."""
+                   anchors: np.ndarray | None = None, block_of: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """``cluster_texts`` of distinct texts in sorted order, with their topic words and themes.
+    ``block_of``: filled with each text's block number when given."""
     n = len(uniq)
     labels = np.zeros(n, dtype=int)
     if n <= block_size:
@@ -192,7 +194,9 @@ def _unique_groups(uniq: list[str], uniq_words: list[list[str]] | list[str], the
         blocks = (item_blocks(uniq, uniq_words, theme_of, block_size) if anchors is None
                   else anchor_blocks(anchors, theme_of, block_size))
     next_id = 0
-    for idx in blocks:
+    for b, idx in enumerate(blocks):
+        if block_of is not None:
+            block_of[idx] = b
         il = idx.tolist()
         sub = _block_groups([uniq[i] for i in il], [uniq_words[i] for i in il], threshold, memo)
         labels[idx] = sub + next_id
@@ -400,7 +404,10 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
 
     ``memo``: each label's table, kept under the digests of its inputs (``digests[i][part_key]``,
     in file order), so a label none of whose files changed is one memo read and its items are not
-    even loaded; and the block groupings of a label that is rebuilt (see ``cluster_texts``).
+    even loaded; a label whose files only got new ids is the last table renamed (``_renamed``);
+    a label in which a few files' items changed is the last table updated (``_updated``: only the
+    groups those items were or are in made again, from the grouping state kept with each table);
+    and the block groupings of a label that is rebuilt (see ``cluster_texts``).
     """
     out_frames = []
     for label in sorted(labels):  # the table is sorted by label first
@@ -415,17 +422,41 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
             if hit is not None:
                 out_frames.append(_frame_from_bytes(hit))
                 continue
-            df = _renamed(label, digests, memo)
-            if df is not None:  # only ids changed: last run's table with the new ids
+            last = memo.get(LAST + label)
+            ren = _renamed(label, digests, memo)
+            if ren is not None:  # only ids changed: last run's table with the new ids
+                df, order = ren
                 memo[key] = _frame_bytes(df)
-                memo[LAST + label] = _last(label, key, digests)
+                # the same items and groups: the last grouping state still holds, its rows
+                # (``opos``) now in the renamed table's order
+                new_last = _last(label, key, digests,
+                                 last.get("state") if isinstance(last, dict) else None)
+                before = last.get("order") if isinstance(last, dict) else None
+                new_last["order"] = order if before is None else before[order]
+                memo[LAST + label] = new_last
                 out_frames.append(df)
                 continue
-        tables = [t for t in (p[part_key(label)] for p in parts) if t.num_rows]
-        df = _combine_label(tables, label, threshold, min_units, memo)
+            upd = _updated(label, parts, digests, memo, threshold, min_units)
+            if upd is not None:  # a few files' items changed: only their groups made again
+                df, state = upd
+                memo[key] = _frame_bytes(df)
+                memo[STATE + key] = state
+                memo[LAST + label] = _last(label, key, digests, STATE + key)
+                out_frames.append(df)
+                continue
+        tables, files = [], []
+        for i, p in enumerate(parts):
+            t = p[part_key(label)]
+            if t.num_rows:
+                tables.append(t)
+                files.append(i)
+        state: dict[str, Any] | None = {} if key is not None else None
+        df = _combine_label(tables, label, threshold, min_units, memo, files, state)
         if key is not None and memo is not None and digests is not None:
             memo[key] = _frame_bytes(df)
-            memo[LAST + label] = _last(label, key, digests)
+            if state:
+                memo[STATE + key] = state
+            memo[LAST + label] = _last(label, key, digests, STATE + key if state else None)
         out_frames.append(df)
     out_frames = [f for f in out_frames if len(f)]
     if not out_frames:
@@ -437,18 +468,20 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
 LAST = "problems-last-"
 
 
-def _last(label: str, key: str, digests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _last(label: str, key: str, digests: Sequence[Mapping[str, Any]],
+          state: str | None = None) -> dict[str, Any]:
     pk = part_key(label)
-    return {"key": key, "full": [d.get(pk, "-") for d in digests],
+    return {"key": key, "state": state, "full": [d.get(pk, "-") for d in digests],
             "shape": [d.get(SHAPE + pk) for d in digests], "ids": [d.get(IDS + pk) for d in digests]}
 
 
 def _renamed(label: str, digests: Sequence[Mapping[str, Any]],
-             memo: MutableMapping[str, Any]) -> pd.DataFrame | None:
+             memo: MutableMapping[str, Any]) -> tuple[pd.DataFrame, np.ndarray] | None:
     """The label's table when, since the last table made, files changed only the ids of their
     items (same shape, see ``_shape``): that table with those ids replaced and its rows sorted
     again — what a rebuild gives (the same items, groups, counts and names), without
-    re-assembling the label from every file's items. None when this does not apply."""
+    re-assembling the label from every file's items, and for each of its rows the last table's
+    row. None when this does not apply."""
     pk = part_key(label)
     last = memo.get(LAST + label)
     if not isinstance(last, dict) or len(last["full"]) != len(digests):
@@ -476,7 +509,7 @@ def _renamed(label: str, digests: Sequence[Mapping[str, Any]],
         return None  # an old id another file has too: its rows could not be told apart
     t = pa.ipc.open_stream(pa.py_buffer(prev)).read_all().combine_chunks()
     if not t.num_rows:
-        return t.to_pandas()
+        return t.to_pandas(), np.zeros(0, dtype=np.int64)
     if not set(_ID_COLUMNS) <= set(t.column_names):
         return None
     mask = pc.is_in(t["doc_id"], value_set=pa.array(sorted(old_docs), t.schema.field("doc_id").type))
@@ -498,7 +531,376 @@ def _renamed(label: str, digests: Sequence[Mapping[str, Any]],
     # (rows equal in all of these are equal in every column: their order does not show)
     order = pc.sort_indices(t, sort_keys=[(c, "ascending") for c in
                                           ("cluster_id", "unit", "doc_id", "idx", "text")])
-    return t.take(order).to_pandas()
+    return t.take(order).to_pandas(), np.asarray(order, dtype=np.int64)
+
+
+#: memo entry prefix of a label's last grouping (``_state``), referenced from its ``LAST`` entry
+STATE = "problems-state-"
+#: most changed files a label is updated for instead of rebuilt
+MAX_CHANGED = 8
+#: the columns of problems.parquet that are the items' own
+_ITEM_OUT = ("label", "unit", "doc_id", "article_id", "text", "sentence", "page", "idx")
+
+
+def _state(uniq: list[str], uwords: list[str], topics: list[str], themes: list[str],
+           anchors: np.ndarray, ugroup: np.ndarray, block_of: np.ndarray, item_file: np.ndarray,
+           inverse: np.ndarray, kcode: np.ndarray, keys: pa.Array, first: np.ndarray,
+           tmin: np.ndarray, names: Mapping[int, str], gs: np.ndarray) -> dict[str, Any]:
+    """What ``_updated`` needs of a label's grouping: per distinct text its first item's words,
+    topic words, theme and anchor, its group, block and first item's file; per item (in file
+    order) its text, group key and file; per group its least text, name (kept groups) and the
+    kept groups in cluster-id order."""
+    texts = pa.table({"text": pa.array(uniq, pa.string()), "words": pa.array(uwords, pa.string()),
+                      "topic": pa.array(topics, pa.string()), "theme": pa.array(themes, pa.string())})
+    n_groups = len(tmin)
+    gname: list[str | None] = [None] * n_groups
+    for g, name in names.items():
+        gname[g] = name
+    return {"texts": _table_bytes(texts), "anchor": np.asarray(anchors, dtype=np.uint64),
+            "grp": np.asarray(ugroup, dtype=np.int64), "blk": np.asarray(block_of, dtype=np.int64),
+            "repf": item_file[first].astype(np.int32), "u": np.asarray(inverse, dtype=np.int32),
+            "k": np.asarray(kcode, dtype=np.int32), "f": item_file.astype(np.int32),
+            "keys": keys.cast(pa.string()),
+            "gmin": pa.array([uniq[t] if t < len(uniq) else None for t in tmin.tolist()], pa.string()),
+            "gname": pa.array(gname, pa.string()), "kept": np.asarray(gs, dtype=np.int64)}
+
+
+def _table_bytes(t: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema,
+                           options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(t)
+    return sink.getvalue().to_pybytes()
+
+
+def _np(a: pa.Array | pa.ChunkedArray, dtype: Any = None) -> np.ndarray:
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _updated(label: str, parts: Sequence[Mapping[str, Any]], digests: Sequence[Mapping[str, Any]],
+             memo: MutableMapping[str, Any], threshold: float, min_units: int
+             ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The label's table when a few files' items changed since the last table made: that table
+    without the groups those files' items were or are in, those groups made again from the
+    items (re-clustering only the blocks whose texts changed) and the cluster ids renumbered —
+    what a rebuild gives, without re-assembling the label from every file's items. Also the new
+    ``_state``. None when this does not apply (then the label is rebuilt)."""
+    pk = part_key(label)
+    last = memo.get(LAST + label)
+    if not isinstance(last, dict) or not last.get("state") or len(last["full"]) != len(digests):
+        return None
+    changed = [i for i, d in enumerate(digests) if d.get(pk, "-") != last["full"][i]]
+    if not changed or len(changed) > MAX_CHANGED:
+        return None
+    st, prev = memo.get(last["state"]), memo.get(last["key"])
+    if not isinstance(st, dict) or st.get("opos") is None or prev is None:
+        return None
+    st_opos = st["opos"] if last.get("order") is None else st["opos"][last["order"]]
+    old = pa.ipc.open_stream(pa.py_buffer(prev)).read_all()
+    if not old.num_rows:
+        return None
+    texts0 = pa.ipc.open_stream(pa.py_buffer(st["texts"])).read_all()
+    n0 = texts0.num_rows
+    u, k, f = st["u"], st["k"], st["f"]
+    n_files = len(digests)
+    # the changed files' new items, and the items of the others, in file order
+    loaded = [(i, parts[i][pk]) for i in changed]
+    new_tabs = [t for _, t in loaded if t.num_rows]
+    nt = (pa.concat_tables(new_tabs, promote_options="permissive").combine_chunks() if new_tabs
+          else None)
+    nf = (np.repeat(np.asarray([i for i, t in loaded if t.num_rows], dtype=np.int32),
+                    [t.num_rows for t in new_tabs]) if new_tabs else np.zeros(0, np.int32))
+    is_chg = np.zeros(n_files, dtype=bool)
+    is_chg[changed] = True
+    gone = is_chg[f]
+    # texts and keys of the new items: codes in the last state, new ones appended
+    keys0 = st["keys"]
+    add_rows: list[int] = []  # rows of nt giving a new text's first item
+    nu = np.zeros(0, dtype=np.int64)
+    nk = np.zeros(0, dtype=np.int64)
+    keys_added: list[str] = []
+    if nt is not None:
+        ntext = nt["text"].cast(pa.string())
+        nu = _np(pc.index_in(ntext, value_set=texts0["text"]), float)
+        miss = np.isnan(nu)
+        nu = np.where(miss, -1, nu).astype(np.int64)
+        if miss.any():
+            mcodes, _ = _codes(ntext.filter(pa.array(miss)))
+            _, mfirst = np.unique(mcodes, return_index=True)
+            rows_miss = np.flatnonzero(miss)
+            nu[rows_miss] = n0 + mcodes
+            add_rows = rows_miss[mfirst].tolist()
+        nkey = nt["key"].cast(pa.string())
+        nk = _np(pc.index_in(nkey, value_set=keys0), float)
+        kmiss = np.isnan(nk)
+        nk = np.where(kmiss, -1, nk).astype(np.int64)
+        if kmiss.any():
+            kc, kv = _codes(nkey.filter(pa.array(kmiss)))
+            nk[np.flatnonzero(kmiss)] = len(keys0) + kc
+            keys_added = kv.to_pylist()
+    n_texts = n0 + len(add_rows)
+    # splice: the others' items keep their order, each changed file's new items in its place
+    spans: list[tuple[int, int, np.ndarray | None]] = []  # old items [a, b), or new items
+    lo = 0
+    for i in changed:
+        spans.append((lo, int(np.searchsorted(f, i, "left")), None))
+        spans.append((0, 0, np.flatnonzero(nf == i)))
+        lo = int(np.searchsorted(f, i, "right"))
+    spans.append((lo, len(u), None))
+    pieces_u, pieces_k, pieces_f, pieces_src = [], [], [], []
+    for a, b, sel in spans:
+        if sel is None:
+            pieces_u.append(u[a:b])
+            pieces_k.append(k[a:b])
+            pieces_f.append(f[a:b])
+            pieces_src.append(np.full(b - a, -1, dtype=np.int64))
+        else:
+            pieces_u.append(nu[sel])
+            pieces_k.append(nk[sel])
+            pieces_f.append(nf[sel])
+            pieces_src.append(sel)
+    u2 = np.concatenate(pieces_u).astype(np.int64)
+    k2 = np.concatenate(pieces_k).astype(np.int64)
+    f2 = np.concatenate(pieces_f).astype(np.int32)
+    src = np.concatenate(pieces_src)  # row of nt, or -1
+    n_items = len(u2)
+    if not n_items:
+        return None
+    counts = np.bincount(u2, minlength=n_texts)
+    first = np.full(n_texts, n_items, dtype=np.int64)
+    np.minimum.at(first, u2, np.arange(n_items))
+    live = counts > 0
+    # touched texts: any item of a changed file, before or after
+    touched_t = np.zeros(n_texts, dtype=bool)
+    touched_t[u[gone]] = True
+    touched_t[nu] = True
+    old_rep_chg = np.zeros(n_texts, dtype=bool)
+    old_rep_chg[:n0] = is_chg[st["repf"]]
+    # texts whose first item is, or was, a changed file's: their first item's words read again
+    new_rep = live & touched_t & ((src[np.minimum(first, n_items - 1)] >= 0) | old_rep_chg)
+    starts = np.searchsorted(f2, np.arange(n_files), "left")
+    rep_cols = ["text", "words", "topic", "theme", "anchor"]
+    # per text its row in ``tx``: the last state's texts, then rows from the items
+    row_of = np.arange(n_texts, dtype=np.int64)
+    anchor = np.concatenate([st["anchor"], np.zeros(n_texts - n0, np.uint64)])
+    content = np.zeros(n_texts, dtype=bool)  # texts whose presence or first item changed
+    content[n0:] = True
+    content[:n0] |= ~live[:n0]
+    extra = pa.table({"text": pa.array([], pa.string()), "words": pa.array([], pa.string()),
+                      "topic": pa.array([], pa.string()), "theme": pa.array([], pa.string())})
+    rep_t = np.flatnonzero(new_rep)
+    if len(rep_t):
+        reps = _item_rows(first[rep_t], f2, src, starts, is_chg, nt, parts, pk, rep_cols)
+        th = [("nan" if x is None else str(x)) for x in reps["theme"].to_pylist()]
+        extra = pa.table({"text": reps["text"].cast(pa.string()),
+                          "words": reps["words"].cast(pa.string()),
+                          "topic": reps["topic"].cast(pa.string()),
+                          "theme": pa.array(th, pa.string())})
+        new_anchor = _np(reps["anchor"], np.uint64)
+        old_t = rep_t[rep_t < n0]
+        if len(old_t):  # a first item now in a changed file: did what blocks depend on change?
+            j = np.flatnonzero(rep_t < n0)
+            o = texts0.take(pa.array(old_t))
+            e = extra.take(pa.array(j))
+            diff = ~(_np(pc.equal(o["topic"], e["topic"]), bool)
+                     & _np(pc.equal(o["theme"], e["theme"]), bool)
+                     & (anchor[old_t] == new_anchor[j]))
+            content[old_t[diff]] = True
+        anchor[rep_t] = new_anchor
+        row_of[rep_t] = n0 + np.arange(len(rep_t))
+    tx = pa.concat_tables([texts0, extra])
+    # themes as codes (a changed first item may change a text's theme: both are touched)
+    tcodes, _ = _codes(tx["theme"])
+    theme_of = tcodes[row_of]
+    touched_themes = set(theme_of[content].tolist()) | set(tcodes[:n0][content[:n0]].tolist())
+    grp0, blk0 = st["grp"], st["blk"]
+    grp = np.concatenate([grp0, np.full(n_texts - n0, -1, np.int64)])
+    blk = np.concatenate([blk0, np.full(n_texts - n0, -1, np.int64)])
+    old_bsize = np.bincount(blk0)
+    next_g, next_b = int(grp0.max()) + 1, int(blk0.max()) + 1
+    dead_g: set[int] = set()
+    theme_all = np.concatenate([tcodes[:n0], np.full(n_texts - n0, -1, np.int64)])
+    # the blocks that may differ from last time (``_unique_groups``): all texts in one block
+    # when they are few (then, or last time: every block is compared), else the blocks of the
+    # themes whose texts changed
+    candidates: list[np.ndarray] = []
+    if int(live.sum()) <= BLOCK_SIZE:
+        candidates.append(np.flatnonzero(live))
+        dead_g.update(grp0[~live[:n0]].tolist())
+    else:
+        themes = range(int(tcodes.max()) + 1) if n0 <= BLOCK_SIZE else sorted(touched_themes)
+        for th in themes:
+            members = np.flatnonzero(live & (theme_of == th))
+            dead_g.update(grp0[(theme_all[:n0] == th) & ~live[:n0]].tolist())
+            if len(members):
+                candidates += [members[b] for b in
+                               anchor_blocks(anchor[members], [""] * len(members), BLOCK_SIZE)]
+    for ids_b in candidates:
+        ob = blk[ids_b]
+        if (not content[ids_b].any() and ob[0] >= 0 and (ob == ob[0]).all()
+                and old_bsize[ob[0]] == len(ids_b)):
+            continue  # the same block as last time: its groups stand
+        dead_g.update(grp[ids_b][grp[ids_b] >= 0].tolist())
+        sub_t = tx.take(pa.array(row_of[ids_b]))
+        bt = sub_t["text"].to_pylist()
+        order = sorted(range(len(bt)), key=bt.__getitem__)
+        tops = sub_t["topic"].to_pylist()
+        sub = _block_groups([bt[i] for i in order], [tops[i] for i in order], threshold, memo)
+        placed = ids_b[np.asarray(order, dtype=np.int64)]
+        grp[placed] = sub + next_g
+        next_g += int(sub.max()) + 1
+        blk[placed] = next_b
+        next_b += 1
+    n_groups = next_g
+    touched_g = np.zeros(n_groups, dtype=bool)
+    touched_g[list(dead_g)] = True
+    touched_g[grp[touched_t & live]] = True
+    touched_g[grp0.max() + 1:] = True
+    g_items = grp[u2]
+    n_members = np.bincount(g_items, minlength=n_groups)
+    nkeys = max(len(keys0) + len(keys_added), 1)
+    pairs = _distinct(g_items * nkeys + k2)
+    n_units = np.bincount(pairs // nkeys, minlength=n_groups)
+    kept_group = n_units >= min_units
+    if not kept_group.any():
+        return None
+    # least text and name of every group: the last state's (Arrow, by group), made again for the
+    # touched groups (``patch``: group → its entry in the appended values)
+    n_old_g = len(st["gmin"])
+    tt = np.flatnonzero(live & touched_g[grp])
+    tt_text = tx["text"].take(pa.array(row_of[tt])).to_pylist()
+    least: dict[int, str] = {}
+    for t, s_ in zip(grp[tt].tolist(), tt_text, strict=True):
+        if t not in least or s_ < least[t]:
+            least[t] = s_
+    gmin_at = np.minimum(np.arange(n_groups), max(n_old_g - 1, 0))
+    patched = list(least)
+    gmin_at[patched] = n_old_g + np.arange(len(patched))
+    gmin_all = pa.concat_arrays([st["gmin"], pa.array(list(least.values()), pa.string())])
+    gs = np.flatnonzero(kept_group)
+    order_g = np.asarray(pc.sort_indices(
+        pa.table({"u": -n_units[gs], "m": -n_members[gs], "t": gmin_all.take(pa.array(gmin_at[gs]))}),
+        sort_keys=[("u", "ascending"), ("m", "ascending"), ("t", "ascending")]))
+    gs = gs[order_g]
+    id_list = [f"{label}-{i + 1:03d}" for i in range(len(gs))]
+    ids_at = np.zeros(n_groups, dtype=np.int64)  # group → its place in ``id_list``
+    ids_at[gs] = np.arange(len(gs))
+    cid_rank = np.zeros(n_groups, dtype=np.int64)
+    cid_rank[gs] = np.argsort(np.argsort(np.array(id_list, dtype=str), kind="stable"), kind="stable")
+    tk = tt[kept_group[grp[tt]]]
+    new_names: dict[int, str] = {}
+    if len(tk):
+        sub_t = tx.take(pa.array(row_of[tk]))
+        new_names = _names_of(grp[tk], sub_t["text"].to_pylist(), sub_t["words"].to_pylist(),
+                              sub_t["topic"].to_pylist(), counts[tk], np.ones(len(tk), bool),
+                              first[tk])
+    name_at = np.minimum(np.arange(n_groups), max(n_old_g - 1, 0))
+    dead_name = np.flatnonzero(touched_g)  # a touched group not kept has no name
+    name_at[dead_name] = n_old_g
+    name_at[list(new_names)] = n_old_g + 1 + np.arange(len(new_names))
+    names_all = pa.concat_arrays([st["gname"], pa.array([None, *new_names.values()], pa.string())])
+    # rows: the last table's rows of untouched groups; the touched kept groups' rows from the
+    # last table too when it had them (``opos``: each row's item), else from the items
+    old_items_all = old.select([c for c in COLUMNS if c in _ITEM_OUT])
+    kept_old = st["kept"]
+    old_ids = pa.array([f"{label}-{i + 1:03d}" for i in range(len(kept_old))], pa.string())
+    og = kept_old[_np(pc.index_in(old["cluster_id"].cast(pa.string()), value_set=old_ids), np.int64)]
+    keep_old = np.flatnonzero(~touched_g[og])
+    newpos_of_old = np.full(len(u), -1, dtype=np.int64)
+    off = 0
+    for a, b, sel in spans:
+        if sel is None:
+            newpos_of_old[a:b] = off + np.arange(b - a)
+            off += b - a
+        else:
+            off += len(sel)
+    opos = newpos_of_old[st_opos]  # -1: a changed file's row
+    row_at = np.full(n_items, -1, dtype=np.int64)
+    row_at[opos[opos >= 0]] = np.flatnonzero(opos >= 0)
+    pos = np.flatnonzero(kept_group[g_items] & touched_g[g_items])
+    pieces = [old_items_all.take(pa.array(keep_old))]
+    p_all = [opos[keep_old]]
+    if len(pos):
+        r = row_at[pos]
+        from_old, rest = pos[r >= 0], pos[r < 0]
+        got = [old_items_all.take(pa.array(r[r >= 0]))]
+        if len(rest):
+            got.append(_item_rows(rest, f2, src, starts, is_chg, nt, parts, pk, old_items_all.column_names)
+                       .cast(old_items_all.schema))
+        new_rows = pa.concat_tables(got).combine_chunks()
+        new_pos = np.concatenate([from_old, rest])
+        g_new = g_items[new_pos]
+        srt = pa.table({"c": cid_rank[g_new], "u": new_rows["unit"], "d": new_rows["doc_id"],
+                        "i": new_rows["idx"], "t": new_rows["text"], "p": new_pos})
+        o = np.asarray(pc.sort_indices(srt, sort_keys=[(c, "ascending") for c in "cudit"]
+                                       + [("p", "ascending")]))
+        pieces.append(new_rows.take(pa.array(o)))
+        p_all.append(new_pos[o])
+    allrows = pa.concat_tables(pieces)
+    p_all_ = np.concatenate(p_all)
+    g_all = g_items[p_all_]
+    o = np.argsort(cid_rank[g_all], kind="stable")
+    g = g_all[o]
+    out_pos = p_all_[o]
+    # the rows mostly keep the last table's order: copy runs of consecutive rows (a take
+    # gathers every string of the big columns one by one)
+    cut = np.flatnonzero(np.diff(o) != 1) + 1
+    begins = np.concatenate(([0], cut)) if len(o) else np.zeros(0, dtype=np.int64)
+    ends = np.concatenate((cut, [len(o)])) if len(o) else np.zeros(0, dtype=np.int64)
+    ordered = pa.concat_tables([allrows.slice(int(o[a]), int(b - a))
+                                for a, b in zip(begins.tolist(), ends.tolist(), strict=True)])
+    cols = {c: ordered[c] for c in ordered.column_names}
+    cols["n_units"] = pa.array(n_units[g])
+    cols["n_members"] = pa.array(n_members[g])
+    cols["cluster_id"] = pa.array(id_list, pa.string()).take(pa.array(ids_at[g]))
+    cols["cluster_name"] = names_all.take(pa.array(name_at[g]))
+    final = pa.Table.from_arrays([cols[c].cast(old.schema.field(c).type) for c in old.column_names],
+                                 schema=old.schema).combine_chunks()
+    out = final.to_pandas()
+    # the new state: live texts and live groups only
+    lt = np.flatnonzero(live)
+    remap_t = np.full(n_texts, -1, dtype=np.int64)
+    remap_t[lt] = np.arange(len(lt))
+    lg = _distinct(grp[lt])
+    remap_g = np.full(n_groups, -1, dtype=np.int64)
+    remap_g[lg] = np.arange(len(lg))
+    lb = _distinct(blk[lt])
+    remap_b = np.full(next_b, -1, dtype=np.int64)
+    remap_b[lb] = np.arange(len(lb))
+    texts_new = tx.take(pa.array(row_of[lt]))
+    state = {"texts": _table_bytes(texts_new), "anchor": anchor[lt], "grp": remap_g[grp[lt]],
+             "blk": remap_b[blk[lt]], "repf": f2[first[lt]].astype(np.int32),
+             "u": remap_t[u2].astype(np.int32), "k": k2.astype(np.int32), "f": f2,
+             "keys": pa.concat_arrays([keys0, pa.array(keys_added, pa.string())]),
+             "gmin": gmin_all.take(pa.array(gmin_at[lg])),
+             "gname": names_all.take(pa.array(name_at[lg])),
+             "kept": remap_g[gs], "opos": out_pos}
+    return out, state
+
+
+def _item_rows(pos: np.ndarray, f2: np.ndarray, src: np.ndarray, starts: np.ndarray,
+               is_chg: np.ndarray, nt: pa.Table | None, parts: Sequence[Mapping[str, Any]],
+               pk: str, cols: list[str]) -> pa.Table:
+    """Columns of the items at ``pos`` (item order), in that order: a changed file's from its
+    new items (``nt``, rows ``src``), another's from its part, loaded only for these rows."""
+    got, where = [], []
+    fp = f2[pos]
+    for fi in np.unique(fp).tolist():
+        sel = np.flatnonzero(fp == fi)
+        p_f = pos[sel]
+        if is_chg[fi]:
+            assert nt is not None
+            t = nt.select(cols).take(pa.array(src[p_f]))
+        else:
+            t = parts[fi][pk].select(cols).take(pa.array(p_f - starts[fi]))
+        got.append(t)
+        where.append(sel)
+    t = pa.concat_tables(got, promote_options="permissive").combine_chunks()
+    back = np.empty(len(pos), dtype=np.int64)
+    back[np.concatenate(where)] = np.arange(len(pos))
+    return t.take(pa.array(back))
 
 
 def _frame_bytes(df: pd.DataFrame) -> bytes:
@@ -536,7 +938,8 @@ def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_units: int,
-                   memo: MutableMapping[str, Any] | None) -> pd.DataFrame:
+                   memo: MutableMapping[str, Any] | None, files: Sequence[int] | None = None,
+                   state: dict[str, Any] | None = None) -> pd.DataFrame:
     """One label's rows of problems.parquet from the files' items of that label (``tables`` is
     emptied: the rows are released as soon as they are combined).
 
@@ -548,6 +951,8 @@ def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_uni
         return empty
     # Arrow tables concatenate without copying (a pandas concat copies every column); a column
     # one file has all-null is promoted to the others' type
+    item_file = (np.repeat(np.asarray(files, dtype=np.int32), [t.num_rows for t in tables])
+                 if files is not None else None)
     it = pa.concat_tables(tables, promote_options="permissive")
     tables.clear()  # the files' tables live on in ``it`` only: freed with it, before the output
     # then one chunk per column, column after column (each file's chunks freed as its column is
@@ -572,7 +977,8 @@ def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_uni
     anchors = np.asarray(it["anchor"].take(taken).combine_chunks(), dtype=np.uint64)
     # a missing theme keys its block as the old pandas path did (str of NaN)
     themes = ["nan" if t is None else str(t) for t in it["theme"].take(taken).to_pylist()]
-    ugroup = _unique_groups(uniq, topics, themes, threshold, BLOCK_SIZE, memo, anchors)
+    block_of = np.zeros(len(uniq), dtype=np.int64)
+    ugroup = _unique_groups(uniq, topics, themes, threshold, BLOCK_SIZE, memo, anchors, block_of)
     group = ugroup[inverse]
     n_groups = int(ugroup.max()) + 1
     kcode, keys = _codes(it["key"])
@@ -593,6 +999,10 @@ def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_uni
     ukeep = kept_group[ugroup]
     counts = np.bincount(inverse[keep], minlength=len(uniq))
     names = _names_of(ugroup, uniq, uwords, topics, counts, ukeep, first)
+    if state is not None and item_file is not None:
+        state.update(_state(uniq, uwords, topics, themes, anchors, ugroup, block_of, item_file,
+                            inverse, kcode, keys, first, tmin, names, gs))
+        state["opos"] = None  # each output row's item, set below
     # the rows in (cluster_id, unit, doc_id, idx, text) order; ties keep the item order
     cid_rank = np.zeros(n_groups, dtype=np.int64)
     cid_rank[gs] = np.argsort(np.argsort(ids[gs].astype(str), kind="stable"), kind="stable")
@@ -605,6 +1015,8 @@ def _combine_label(tables: list[pa.Table], label: str, threshold: float, min_uni
                                                      ("t", "ascending"), ("p", "ascending")]))
     g = group[rows][order]
     rows_tbl = it.select([c for c in COLUMNS if c in it.column_names]).take(pa.array(rows[order]))
+    if state:
+        state["opos"] = rows[order].astype(np.int64)
     del it, sub, t  # peak memory: the items are not needed once their rows are taken
     out = rows_tbl.to_pandas()
     del rows_tbl
