@@ -178,6 +178,42 @@ def test_train_is_reproducible_and_learns_corrections(tmp_path: Path) -> None:
     assert a["labels"]["cause"] == 1  # the correction became a training example
 
 
+def test_saved_model_predicts_what_scikit_learn_predicts_without_importing_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from pipeline.tag.learner import LinearCalibrated, feature_scale, vectorize
+    from pipeline.tag.training import build_examples, documents_from_files, fit, load_gold
+
+    rows = load_gold(str(GOLD))
+    docs = documents_from_files(rows, [GOLD.resolve().parent.parent])
+    examples, _ = build_examples(docs, rows, [])
+    vocab, clf, labels = fit(examples)  # calibrated on held-out reports, as `huibian train` does
+    assert type(clf).__name__ == "CalibratedClassifierCV" and len(labels) == 5
+    X = vectorize([e.feats for e in examples], vocab, feature_scale(vocab))
+    ours = LinearCalibrated.from_sklearn(clf).predict_proba(X)
+    assert np.allclose(ours, clf.predict_proba(X), rtol=0, atol=1e-12)
+    assert (ours.argmax(axis=1) == clf.predict_proba(X).argmax(axis=1)).all()
+    # the plain regression (too few reports to calibrate) too, binary included
+    plain = clf.calibrated_classifiers_[0].estimator
+    assert np.allclose(LinearCalibrated.from_sklearn(plain).predict_proba(X), plain.predict_proba(X),
+                       rtol=0, atol=1e-12)
+    from sklearn.linear_model import LogisticRegression
+
+    y2 = np.array([e.label == "gap" for e in examples])
+    two = LogisticRegression(max_iter=2000).fit(X, y2)
+    assert np.allclose(LinearCalibrated.from_sklearn(two).predict_proba(X), two.predict_proba(X),
+                       rtol=0, atol=1e-12)
+
+    # tagging with the shipped model imports neither scikit-learn nor scipy.stats
+    code = ("import sys; from pipeline.tag.learner import load_model; m = load_model(); "
+            "assert m is not None; print(sorted(k for k in ('sklearn', 'scipy.stats') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_shipped_model_is_small_versioned_and_calibrated() -> None:
     model = load_model()
     assert model is not None, "pipeline/tag/model.joblib missing: run `huibian train`"

@@ -1,8 +1,11 @@
 """The learned part of the tagger: a calibrated logistic regression over the context features.
 
-The model is a plain dict saved with joblib next to this file (``model.joblib``) with a JSON
-sidecar (``model.json``: version, hashes of the model and of the training data, training figures).
-It is loaded once per process without network; if it is missing the rules decide alone.
+scikit-learn fits it (``training.py``); tagging only needs its numbers. The model is saved next to
+this file (``model.joblib``: a dict of plain lists and numpy arrays, see :class:`LinearCalibrated`)
+with a JSON sidecar (``model.json``: version, hashes of the model and of the training data, training
+figures). Loading it imports neither scikit-learn nor SciPy's statistics: those cost ~1.3 s of
+start-up, which a rerun that re-tags one changed report paid in full. It is loaded once per
+process without network; if it is missing the rules decide alone.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .features import Context
 
 MODEL_PATH = Path(__file__).resolve().parent / "model.joblib"
 SIDECAR_SUFFIX = ".json"
-FORMAT = 3  # bump when the feature set changes incompatibly
+FORMAT = 4  # bump when the feature set or the saved layout changes incompatibly
 # lexical features (words, character bigrams, openings) count less than the guide's context
 # features: with few annotated reports they would otherwise learn the reports' topics
 LEXICAL = ("w=", "c2=", "b1=", "b2=", "w0=")
@@ -40,6 +43,67 @@ def feature_scale(vocab: dict[str, int]) -> np.ndarray:
         elif f.startswith(RULE):
             scale[i] = RULE_WEIGHT
     return scale
+
+
+class LinearCalibrated:
+    """A fitted logistic regression, optionally with one sigmoid calibrator per class, as numbers:
+    ``predict_proba`` gives what scikit-learn's ``LogisticRegression`` (multinomial) or
+    ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` over it gives (the same formulas:
+    decision = X·coefᵀ + intercept; softmax, or per class expit(-(a·decision + b)) normalised to
+    sum 1), checked against scikit-learn in tests/test_tag.py."""
+
+    def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray,
+                 sigmoid_a: np.ndarray | None = None, sigmoid_b: np.ndarray | None = None) -> None:
+        self.classes_ = np.asarray(classes)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.sigmoid_a = None if sigmoid_a is None else np.asarray(sigmoid_a, dtype=np.float64)
+        self.sigmoid_b = None if sigmoid_b is None else np.asarray(sigmoid_b, dtype=np.float64)
+
+    @classmethod
+    def from_sklearn(cls, clf: Any) -> LinearCalibrated:
+        """From a fitted ``LogisticRegression`` or a sigmoid ``CalibratedClassifierCV`` of one
+        (``ensemble=False``: one calibrated classifier) — the two ``training.fit`` makes."""
+        calibrated = getattr(clf, "calibrated_classifiers_", None)
+        if calibrated is None:
+            return cls(clf.classes_, clf.coef_, clf.intercept_)
+        if len(calibrated) != 1 or getattr(calibrated[0], "method", "sigmoid") != "sigmoid":
+            raise ValueError("only one sigmoid-calibrated classifier can be saved")
+        one = calibrated[0]
+        est = one.estimator
+        if list(est.classes_) != list(clf.classes_):
+            raise ValueError("the calibrated estimator's classes differ from the model's")
+        return cls(clf.classes_, est.coef_, est.intercept_,
+                   np.array([c.a_ for c in one.calibrators]), np.array([c.b_ for c in one.calibrators]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": [str(c) for c in self.classes_], "coef": self.coef,
+                "intercept": self.intercept, "sigmoid_a": self.sigmoid_a, "sigmoid_b": self.sigmoid_b}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LinearCalibrated:
+        return cls(d["classes"], d["coef"], d["intercept"], d.get("sigmoid_a"), d.get("sigmoid_b"))
+
+    def decision_function(self, X: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(X @ self.coef.T) + self.intercept
+
+    def predict_proba(self, X: sp.csr_matrix) -> np.ndarray:
+        d = self.decision_function(X)
+        if self.sigmoid_a is None:
+            if d.shape[1] == 1:  # binary: one column for classes_[1]
+                p1 = 1.0 / (1.0 + np.exp(-d[:, 0]))
+                return np.column_stack([1.0 - p1, p1])
+            e = np.exp(d - d.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        proba = 1.0 / (1.0 + np.exp(self.sigmoid_a * d + self.sigmoid_b))
+        if d.shape[1] == 1:  # binary: the one calibrator is for classes_[1]
+            out = np.column_stack([1.0 - proba[:, 0], proba[:, 0]])
+        else:
+            total = proba.sum(axis=1, keepdims=True)
+            out = np.divide(proba, total, out=np.full_like(proba, 1.0 / proba.shape[1]),
+                            where=total != 0)
+        out[(1.0 < out) & (out <= 1.0 + 1e-5)] = 1.0
+        return out
 
 
 class Model:
@@ -82,6 +146,8 @@ class Model:
 
 
 def _base_coef(clf: Any) -> np.ndarray | None:
+    if isinstance(clf, LinearCalibrated):
+        return clf.coef
     est = clf
     if hasattr(clf, "calibrated_classifiers_"):
         est = clf.calibrated_classifiers_[0].estimator
@@ -139,4 +205,5 @@ def _load(path: str) -> Model | None:
     side = p.with_suffix(SIDECAR_SUFFIX)
     if side.is_file():
         meta = json.loads(side.read_text(encoding="utf-8"))
-    return Model(obj["vocab"], obj["clf"], obj["labels"], meta)
+    vocab = {f: i for i, f in enumerate(obj["features"])}
+    return Model(vocab, LinearCalibrated.from_dict(obj["clf"]), obj["labels"], meta)

@@ -31,7 +31,16 @@ import numpy as np
 from ..evaluate import canon, load_gold, match_document, score
 from ..model import LABELS, Sentence
 from .features import analyse
-from .learner import FORMAT, MODEL_PATH, SIDECAR_SUFFIX, _load, feature_scale, file_sha256, vectorize
+from .learner import (
+    FORMAT,
+    MODEL_PATH,
+    SIDECAR_SUFFIX,
+    LinearCalibrated,
+    _load,
+    feature_scale,
+    file_sha256,
+    vectorize,
+)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MIN_COUNT = 2  # a feature must occur in this many training sentences to enter the vocabulary
@@ -259,7 +268,8 @@ def cross_validate(examples: Sequence[Example]) -> dict[str, Any]:
         if len({e.label for e in train}) < 2:
             continue
         vocab, clf, labels = fit(train)
-        P = clf.predict_proba(vectorize([examples[k].feats for k in test], vocab, feature_scale(vocab)))
+        X = vectorize([examples[k].feats for k in test], vocab, feature_scale(vocab))
+        P = LinearCalibrated.from_sklearn(clf).predict_proba(X)  # as tagging computes it
         for k, p in zip(test, P, strict=True):
             pred[k] = labels[int(p.argmax())]
             probs[k] = float(p.max())
@@ -303,7 +313,11 @@ def save(path: Path, vocab: dict[str, int], clf: Any, labels: list[str], meta: d
     import joblib
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"format": FORMAT, "vocab": vocab, "clf": clf, "labels": labels}, path, compress=3)
+    # numbers only (no scikit-learn objects): loading the model must not import scikit-learn
+    features = sorted(vocab, key=vocab.__getitem__)
+    joblib.dump({"format": FORMAT, "features": features,
+                 "clf": LinearCalibrated.from_sklearn(clf).to_dict(), "labels": labels},
+                path, compress=3)
     meta = {**meta, "model_sha256": file_sha256(path)}
     path.with_suffix(SIDECAR_SUFFIX).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
                                                 encoding="utf-8")
