@@ -9,6 +9,8 @@ from .headings import MARKERS
 _END = set("。！？!?；;")
 _CLOSE = set("”’」』）)】》\"'")
 _OPEN = {"“": "”", "「": "」", "『": "』", "《": "》", "（": "）", "(": ")", "【": "】"}
+_SPECIAL = re.compile("[" + re.escape("".join(sorted(_END | _CLOSE | set(_OPEN) | set(_OPEN.values()))))
+                      + "]")
 _CN = "一二三四五六七八九十"
 # white space in front of a numbering marker: a run-in heading inside a one-line text
 _RUN_IN = re.compile(rf"\s+(?=(?:[{_CN}]+、|\d{{1,2}}、|[（(][{_CN}\d]+[)）]|第[{_CN}]+[，,、])\S)")
@@ -45,35 +47,35 @@ def split_sentences(text: str) -> list[str]:
     it does only when the closing quote follows directly (“…。”).
     """
     out: list[str] = []
-    buf: list[str] = []
-    depth: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
+    depth: list[str] = []  # the closers of the brackets open at this point
+    start = pos = 0  # the sentence being read is text[start:...]
+    n = len(text)
+    # only brackets and marks matter: jump from one to the next (a character loop was half of
+    # the structure stage)
+    while (m := _SPECIAL.search(text, pos)) is not None:
+        i = m.start()
         c = text[i]
-        buf.append(c)
+        pos = i + 1
         if c in _OPEN:
             depth.append(_OPEN[c])
         elif depth and c == depth[-1]:
             depth.pop()
-        elif c in _END and (not depth or all(d in "”」』" for d in depth) or len(buf) > 150):
+        elif c in _END and (not depth or all(d in "”」』" for d in depth) or i + 1 - start > 150):
             # take trailing closers and repeated marks with this sentence
             j = i + 1
             while j < n and (text[j] in _CLOSE or text[j] in _END):
                 if depth and text[j] == depth[-1]:
                     depth.pop()
-                buf.append(text[j])
                 j += 1
-            if len(buf) > 150:
+            if j - start > 150:
                 depth.clear()  # an unbalanced bracket must not swallow the paragraph
             if not depth:
-                s = "".join(buf).strip()
+                s = text[start:j].strip()
                 if s:
                     out.append(s)
-                buf = []
-            i = j
-            continue
-        i += 1
-    rest = "".join(buf).strip()
+                start = j
+            pos = j
+    rest = text[start:].strip()
     if rest:
         out.append(rest)
     return out

@@ -21,6 +21,7 @@ _PROVINCE = re.compile(
     r"(?:\d{4}年)?([\u4e00-\u9fff]{2,8}?(?:省|自治区|特别行政区|市|州|盟|县|区))(?:人民)?政府工作报告")
 
 
+@lru_cache(maxsize=8192)  # one block's text is compacted by several tests (title? front? byline?)
 def compact(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
