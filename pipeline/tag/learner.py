@@ -15,12 +15,14 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from .features import Context
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 MODEL_PATH = Path(__file__).resolve().parent / "model.joblib"
 SIDECAR_SUFFIX = ".json"
@@ -45,6 +47,17 @@ def feature_scale(vocab: dict[str, int]) -> np.ndarray:
     return scale
 
 
+class FeatureRows(NamedTuple):
+    """Sentences × features in CSR layout, as plain numpy arrays: tagging needs no more, and
+    SciPy's sparse package costs ~0.2 s to import in every fresh process (``vectorize`` gives
+    scikit-learn the same rows as a SciPy matrix for training)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_features: int
+
+
 class LinearCalibrated:
     """A fitted logistic regression, optionally with one sigmoid calibrator per class, as numbers:
     ``predict_proba`` gives what scikit-learn's ``LogisticRegression`` (multinomial) or
@@ -55,7 +68,7 @@ class LinearCalibrated:
     def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray,
                  sigmoid_a: np.ndarray | None = None, sigmoid_b: np.ndarray | None = None) -> None:
         self.classes_ = np.asarray(classes)
-        self.coef = np.asarray(coef, dtype=np.float64)
+        self.coef = np.ascontiguousarray(coef, dtype=np.float64)  # one row per class, gathered by feature
         self.intercept = np.asarray(intercept, dtype=np.float64)
         self.sigmoid_a = None if sigmoid_a is None else np.asarray(sigmoid_a, dtype=np.float64)
         self.sigmoid_b = None if sigmoid_b is None else np.asarray(sigmoid_b, dtype=np.float64)
@@ -84,10 +97,18 @@ class LinearCalibrated:
     def from_dict(cls, d: dict[str, Any]) -> LinearCalibrated:
         return cls(d["classes"], d["coef"], d["intercept"], d.get("sigmoid_a"), d.get("sigmoid_b"))
 
-    def decision_function(self, X: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(X @ self.coef.T) + self.intercept
+    def decision_function(self, X: FeatureRows | sp.csr_matrix) -> np.ndarray:
+        if not isinstance(X, FeatureRows):
+            return np.asarray(X @ self.coef.T) + self.intercept
+        n = len(X.indptr) - 1
+        # each row's sum of its features' weights, one class at a time (numpy may add in another
+        # order than SciPy: the sums agree to ~1e-16, far below the 4 decimals a confidence keeps)
+        row = np.repeat(np.arange(n), np.diff(X.indptr))
+        out = np.column_stack([np.bincount(row, weights=w[X.indices] * X.data, minlength=n)
+                               for w in self.coef]) if len(self.coef) else np.zeros((n, 0))
+        return out + self.intercept
 
-    def predict_proba(self, X: sp.csr_matrix) -> np.ndarray:
+    def predict_proba(self, X: FeatureRows | sp.csr_matrix) -> np.ndarray:
         d = self.decision_function(X)
         if self.sigmoid_a is None:
             if d.shape[1] == 1:  # binary: one column for classes_[1]
@@ -118,18 +139,18 @@ class Model:
         self.coef = _base_coef(clf)
         self.scale = feature_scale(vocab)
 
-    def matrix(self, contexts: Sequence[Context]) -> sp.csr_matrix:
-        return vectorize([c.feats for c in contexts], self.vocab, self.scale)
+    def matrix(self, contexts: Sequence[Context]) -> FeatureRows:
+        return feature_rows([c.feats for c in contexts], self.vocab, self.scale)
 
-    def predict(self, contexts: Sequence[Context]) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
-        if not contexts:
-            return [], np.zeros((0, len(self.labels))), sp.csr_matrix((0, len(self.vocab)))
+    def predict(self, contexts: Sequence[Context]) -> tuple[list[str], np.ndarray, FeatureRows]:
         X = self.matrix(contexts)
+        if not contexts:
+            return [], np.zeros((0, len(self.labels))), X
         P = self.clf.predict_proba(X)
         idx = P.argmax(axis=1)
         return [self.labels[k] for k in idx], P, X
 
-    def top_feature(self, X: sp.csr_matrix, row: int, label: str) -> str:
+    def top_feature(self, X: FeatureRows, row: int, label: str) -> str:
         if self.coef is None:
             return "model"
         k = self.labels.index(label)
@@ -154,9 +175,9 @@ def _base_coef(clf: Any) -> np.ndarray | None:
     return getattr(est, "coef_", None)
 
 
-def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int],
-              scale: np.ndarray | None = None) -> sp.csr_matrix:
-    """CSR matrix of feature strings (value 1, or the feature's scale); unseen features are dropped."""
+def feature_rows(feats: Sequence[Sequence[str]], vocab: dict[str, int],
+                 scale: np.ndarray | None = None) -> FeatureRows:
+    """Feature strings → rows (value 1, or the feature's scale); unseen features are dropped."""
     indptr = [0]
     indices: list[int] = []
     get = vocab.get
@@ -167,8 +188,16 @@ def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int],
         indptr.append(len(indices))
     cols_arr = np.asarray(indices, dtype=np.int32)
     data = scale[cols_arr] if scale is not None else np.ones(len(indices), dtype=np.float64)
-    return sp.csr_matrix((data, cols_arr, np.asarray(indptr, dtype=np.int64)),
-                         shape=(len(feats), len(vocab)))
+    return FeatureRows(np.asarray(indptr, dtype=np.int64), cols_arr, data, len(vocab))
+
+
+def vectorize(feats: Sequence[Sequence[str]], vocab: dict[str, int],
+              scale: np.ndarray | None = None) -> sp.csr_matrix:
+    """:func:`feature_rows` as a SciPy CSR matrix (what scikit-learn trains on)."""
+    import scipy.sparse as sp
+
+    rows = feature_rows(feats, vocab, scale)
+    return sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(feats), rows.n_features))
 
 
 def file_sha256(path: Path) -> str:
