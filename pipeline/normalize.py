@@ -13,6 +13,7 @@ import opencc
 
 from .dictionaries import read_patterns
 from .model import Block, Document
+from .resources import process_model
 
 _TONE = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
 # Inline pinyin like 關(guān): a parenthesised syllable with a tone mark, right after a Han character.
@@ -24,7 +25,7 @@ _HEADING_START = re.compile(
 )
 
 
-@lru_cache(maxsize=1)
+@process_model
 def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 import jieba
 
 from .dictionaries import read_lines
 from .model import Document
+from .resources import process_model
 
 
-@lru_cache(maxsize=1)
+@process_model
 def tokenizer() -> jieba.Tokenizer:
     jieba.setLogLevel(logging.WARNING)
     tk = jieba.Tokenizer()

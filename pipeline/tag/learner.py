@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ..resources import process_model
 from .features import Context
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def load_model(path: Path | None = None) -> Model | None:
     return _load(str(path or MODEL_PATH))
 
 
-@lru_cache(maxsize=4)
+@process_model
 def _load(path: str) -> Model | None:
     p = Path(path)
     if not p.is_file():
