@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import replace
 from functools import lru_cache
 
+import numpy as np
 import opencc
 
 from .dictionaries import read_patterns
@@ -34,14 +35,20 @@ def to_simplified(text: str) -> str:
     return _t2s().convert(text)
 
 
+_HAN = re.compile("[\u4e00-\u9fff]+")
+
+
 def is_traditional(text: str, threshold: float = 0.03) -> bool:
     """True when enough Han characters change under t2s (a simplified text barely changes)."""
-    sample = text[:20_000]
-    han = [c for c in sample if "\u4e00" <= c <= "\u9fff"]
+    han = "".join(_HAN.findall(text[:20_000]))
     if not han:
         return False
-    converted = to_simplified("".join(han))
-    changed = sum(1 for a, b in zip(han, converted, strict=False) if a != b)
+    converted = to_simplified(han)
+    if len(converted) == len(han):  # character for character (the usual case): compared by numpy
+        a = np.frombuffer(han.encode("utf-32-le"), dtype=np.uint32)
+        changed = int((a != np.frombuffer(converted.encode("utf-32-le"), dtype=np.uint32)).sum())
+    else:
+        changed = sum(1 for a, b in zip(han, converted, strict=False) if a != b)
     return changed / len(han) >= threshold
 
 
