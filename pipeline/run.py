@@ -35,6 +35,7 @@ from .model import Block, Document, stable_id
 from .normalize import normalize
 from .outputs import STAGING_PREFIX, prepare, publish, write_json, write_table
 from .progress import RunProgress
+from .resources import release_models
 from .season import (
     RUN_NS,
     SENTENCES,
@@ -187,22 +188,6 @@ def warm_up() -> None:
         pass
 
 
-def release_document_models() -> None:
-    """Drop jieba's dictionary, the tag model and OpenCC from this process (~200 MiB once it has
-    tagged files itself): the season-level stages need none of them, and the memory they free is
-    reused by the combines instead of raising the run's peak (measured at 1,000 reports: peak
-    991–1,057 → 904–911 MiB). Each is a cache of its module, reloaded if ever needed again."""
-    from .analyze.figures import _pos
-    from .analyze.problems import _dict_freq
-    from .normalize import _t2s
-    from .segment import tokenizer
-    from .tag.learner import _load
-
-    for cached in (tokenizer, _load, _t2s, _pos, _dict_freq):
-        cached.cache_clear()
-    gc.collect()
-
-
 def failed_file(source: str, error: BaseException) -> dict[str, Any]:
     """The result for a file whose task failed outright (its worker died, a bug): rejected."""
     doc = Document(doc_id=stable_id(source), source=source)
@@ -345,7 +330,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             executor_name, workers = _process_files(cfg, files, todo, keys, entries, store,
                                                     scratch, parts_version, timings, progress, task)
         if executor_name == "inprocess":
-            release_document_models()
+            release_models()  # jieba, OpenCC, the tag model: the combines reuse their memory
         timings["documents"] = time.perf_counter() - t0
         peak["documents"] = _peak_rss_mib()
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..dictionaries import read_lines, read_table
+from ..resources import process_model
 from .matrix import content_sentences
 from .text import unit_names
 
@@ -57,14 +58,21 @@ def _target_re() -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in read_lines("figure_cues.txt")))
 
 
-@cache
+@process_model
 def _pos() -> POSTokenizer:
-    # imported here: jieba.posseg loads its tables on import (~1 s), needed only to make parts
-    from jieba.posseg import POSTokenizer
+    """jieba's POS tagger over our segmenter (its user words and their tags included).
+
+    Imported here: jieba.posseg reads the POS tags of jieba's dictionary on import (~0.5 s),
+    needed only to make parts. ``POSTokenizer(tokenizer())`` would read them a second time; the
+    dictionary is the same, so the tagger takes a copy of the tags the import read."""
+    from jieba import posseg
 
     from ..segment import tokenizer
 
-    return POSTokenizer(tokenizer())
+    pos = posseg.POSTokenizer.__new__(posseg.POSTokenizer)
+    pos.tokenizer = tokenizer()
+    pos.word_tag_tab = dict(posseg.dt.word_tag_tab)
+    return pos
 
 
 @lru_cache(maxsize=200_000)  # subjects recur across reports ("地区生产总值增长")

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..dictionaries import read_lines, read_table
+from ..resources import process_model
 from .matrix import content_sentences
 from .text import clause_words, content_words, group_keys, tfidf_matrix, token_lists, unit_names
 
@@ -292,7 +293,7 @@ def _specificity(w: str) -> tuple[int, int, str]:
     return (_dict_freq().get(w, 0), -len(w), w)
 
 
-@cache
+@process_model
 def _dict_freq() -> dict[str, int]:
     from ..segment import tokenizer
 
