@@ -25,6 +25,11 @@ def process_model(load: F) -> F:
     return cached  # type: ignore[return-value]
 
 
+def models_loaded() -> bool:
+    """Whether any model is held in this process."""
+    return any(cached.cache_info().currsize for cached in _LOADERS)
+
+
 def release_models() -> None:
     """Forget every model loaded so far in this process, and free their memory now."""
     for cached in _LOADERS:

@@ -35,7 +35,7 @@ from .model import Block, Document, stable_id
 from .normalize import normalize
 from .outputs import STAGING_PREFIX, prepare, publish, write_json, write_table
 from .progress import RunProgress
-from .resources import release_models
+from .resources import models_loaded, release_models
 from .season import (
     RUN_NS,
     SENTENCES,
@@ -344,6 +344,8 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             _remake_parts_in_parallel(cfg, done, parts_version, part_warnings)
         blobs = [_parts_blob(e, parts_version, corrections, scratch.root, part_warnings)
                  for e in done]
+        if models_loaded():  # parts re-made here loaded jieba's tables: free them for the combines
+            release_models()
         timings["parts"] = timings.get("parts", 0.0) + time.perf_counter() - t0
 
         small = [e.load() for e in done]

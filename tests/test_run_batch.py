@@ -124,6 +124,19 @@ def test_untouched_inputs_are_not_read_again_and_a_same_size_edit_is_seen(tmp_pa
     assert fourth["hashed"] == 4 and fourth["reused"] == 4
 
 
+def test_a_run_that_tags_in_process_frees_the_models_before_the_season_stages(tmp_path: Path) -> None:
+    from pipeline.resources import models_loaded
+    from pipeline.segment import tokenizer
+
+    inputs = _inputs(tmp_path, n=2)
+    tokenizer()  # loaded before, as a notebook would have it
+    assert models_loaded()
+    m = run(RunConfig(inputs=[str(inputs)], out=tmp_path / "out", jobs=1))
+    assert m["processed"] == m["files_in"] and m["executor"] == "inprocess"
+    assert not models_loaded()  # jieba, OpenCC, the tag model and the POS tables all let go
+    assert tokenizer().lcut("三会一课") == ["三会一课"]  # and loaded again when needed
+
+
 def test_cache_key_follows_bytes_source_and_pipeline_version(tmp_path: Path, monkeypatch) -> None:
     a = tmp_path / "a.txt"
     a.write_text("一、工作成绩\n完成任务。\n", encoding="utf-8")
