@@ -240,7 +240,11 @@ def test_run_killed_with_sigkill_then_rerun_equals_a_clean_run(tmp_path: Path) -
 
     proc = _cli(str(inputs), "--out", str(out), "--jobs", "1", cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not list((out / ".cache").rglob("*.pkl")) and time.monotonic() < deadline:
+
+    def stored_entries() -> list[Path]:  # entries renamed into place, not one still being written
+        return [p for p in (out / ".cache").rglob("entry.pkl") if not p.parent.name.startswith(".tmp-")]
+
+    while not stored_entries() and time.monotonic() < deadline:
         time.sleep(0.05)  # kill once the run is under way (its first file is done)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
