@@ -390,6 +390,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             timings["write"] += time.perf_counter() - t0
             task = progress.stage("digest", None)
             t0 = time.perf_counter()
+            pa.default_memory_pool().release_unused()  # what the analysis freed, for the digest
             write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo)
             timings["digest"] = time.perf_counter() - t0
             peak["digest"] = _peak_rss_mib()
@@ -424,6 +425,8 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     write_json(manifest, staging / "manifest.json")
     publish(staging, out_dir)  # also removes the scratch store (a staging-prefixed folder)
     digests.save()
+    if memo is not None:
+        memo.prune()
     if cfg.use_cache and cfg.cache_dir is None and not os.environ.get("HUIBIAN_CACHE"):
         # the folder's own cache: entries and memos of other versions are dead weight
         store.prune({store.folder.name, f"memo-{parts_version[:16]}"})

@@ -262,12 +262,21 @@ class SeasonParts(Sequence[Mapping[str, Any]]):
 # ---------------------------------------------------------------- the memo
 
 class FolderMemo(MutableMapping[str, Any]):
-    """A persistent memo: one pickle per key (any string; stored under its hash), atomic writes."""
+    """A persistent memo: one pickle per key (any string; stored under its hash), atomic writes.
+
+    Reading an entry marks it used (its mtime is the last run that needed it), so :meth:`prune`
+    can keep the memo near one run's working set: each rerun writes new entries for what changed
+    (a problem label's table and grouping state is ~20 MB at 1,000 reports) and the old ones
+    would otherwise pile up season after season."""
+
+    #: what :meth:`prune` keeps besides this run's entries, at least (bytes)
+    MIN_SPARE = 256 << 20
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.hits = 0
         self.misses = 0
+        self._used: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         h = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
@@ -281,6 +290,7 @@ class FolderMemo(MutableMapping[str, Any]):
             self.misses += 1
             raise KeyError(key) from None
         self.hits += 1
+        self._mark(self._path(key))
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -288,8 +298,52 @@ class FolderMemo(MutableMapping[str, Any]):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            self._used.add(path)
         except OSError:
             pass  # a full disk costs speed next time, not this run's outputs
+
+    def keep(self, key: str) -> None:
+        """Mark an entry used by this run without reading it (state a later run needs)."""
+        self._mark(self._path(key))
+
+    def _mark(self, path: Path) -> None:
+        if path not in self._used:
+            self._used.add(path)
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+
+    def prune(self, spare: float = 2.0) -> int:
+        """Delete entries this run did not use, least recently used first, until what is left of
+        them weighs at most ``spare`` × this run's own entries (and at least ``MIN_SPARE``): the
+        memo stays within a few times a run's working set however many reruns a season has.
+        Returns the bytes freed. A later run that needed a deleted entry recomputes it."""
+        if not self.folder.is_dir():
+            return 0
+        used = other = 0
+        others: list[tuple[float, int, Path]] = []
+        for path in self.folder.glob("*/*.pkl"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if path in self._used:
+                used += st.st_size
+            else:
+                others.append((st.st_mtime, st.st_size, path))
+                other += st.st_size
+        budget = max(int(used * spare), self.MIN_SPARE)
+        freed = 0
+        for _, size, path in sorted(others, key=lambda t: (t[0], str(t[2]))):
+            if other - freed <= budget:
+                break
+            try:
+                path.unlink()
+                freed += size
+            except OSError:
+                continue
+        return freed
 
     def __delitem__(self, key: str) -> None:
         try:

@@ -278,6 +278,29 @@ def test_folder_memo_survives_processes_and_damage(tmp_path: Path) -> None:
     assert again.get("block:abc") is None  # damaged: recomputed, never a crash
 
 
+def test_folder_memo_prunes_what_no_run_needs_least_recently_used_first(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from pipeline.season import FolderMemo
+
+    monkeypatch.setattr(FolderMemo, "MIN_SPARE", 0)
+    first = FolderMemo(tmp_path / "memo")
+    for k in ("a", "b", "c", "d"):
+        first[k] = b"x" * 10_000
+    old = time.time() - 3600
+    for age, k in enumerate(("a", "b", "c", "d")):  # a is the least recently used
+        os.utime(first._path(k), (old + age, old + age))
+
+    one = first._path("a").stat().st_size  # a pickled entry of 10,000 bytes
+    later = FolderMemo(tmp_path / "memo")  # the next run: reads c, writes e
+    assert later["c"] == b"x" * 10_000
+    later["e"] = b"y" * 20_000
+    freed = later.prune(spare=1.0)  # the others may weigh as much as this run's c + e, no more
+    assert freed == one
+    assert "a" not in later and all(k in later for k in ("b", "c", "d", "e"))
+    assert later.prune(spare=0.0) == 2 * one  # b and d go; what this run used stays
+    assert [k for k in "abcde" if k in later] == ["c", "e"]
+
+
 def test_corrections_reach_every_table_through_the_cache(tmp_path: Path) -> None:
     inputs = _inputs(tmp_path, n=3)
     out = tmp_path / "out"

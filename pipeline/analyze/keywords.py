@@ -88,6 +88,10 @@ def combine_keywords(parts: Iterable[Mapping[str, Any]], top_n: int = TOP_N,
     if use_memo:
         assert memo is not None and digests is not None
         counts = _updated(memo.get(STATE), parts, list(digests), memo)  # type: ignore[arg-type]
+        keep = getattr(memo, "keep", None)  # the season's parts are the state: never pruned
+        if keep is not None:
+            for d in digests:
+                keep(PART + str(d))
     if counts is None:
         loaded = list(parts)  # each file's part read once (a lazy part is read on access)
         counts = _Counts.build(loaded)
