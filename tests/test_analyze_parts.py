@@ -114,12 +114,9 @@ def test_memo_never_changes_results_and_changed_file_misses_only_its_blocks(
     for name in TABLES:
         pd.testing.assert_frame_equal(warm[name], cold[name], obj=name)
     # one extra gap sentence in one file: only the blocks its items fall in are missed
-    d = {k: v.copy() for k, v in docs[3].items()}
-    s = d["sentences"]
-    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
-        text="基层党组织建设还有薄弱环节，招商引资质效不高。", label="gap", theme="组织",
-        idx=int(s["idx"].max()) + 1, tokens="基层 党组织 建设 还有 薄弱环节 ， 招商引资 质效 不高 。")
-    d["sentences"] = pd.concat([s, extra], ignore_index=True)
+    d = _plus_sentence({k: v.copy() for k, v in docs[3].items()},
+                       "基层党组织建设还有薄弱环节，招商引资质效不高。", "gap", "组织",
+                       "基层 党组织 建设 还有 薄弱环节 ， 招商引资 质效 不高 。")
     changed = list(parts)
     changed[3] = _parts([d])[0]
     memo2 = CountingMemo(memo.data)
@@ -211,6 +208,15 @@ def test_part_anchors_give_the_item_blocks(docs: list[dict[str, pd.DataFrame]]) 
 
 
 
+def _plus_sentence(doc: dict[str, pd.DataFrame], text: str, label: str, theme: str,
+                   tokens: str) -> dict[str, pd.DataFrame]:
+    """The file with one more body sentence at its end (its rows replaced, not changed in place)."""
+    s = doc["sentences"]
+    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
+        text=text, label=label, theme=theme, idx=int(s["idx"].max()) + 1, tokens=tokens)
+    return {**doc, "sentences": pd.concat([s, extra], ignore_index=True)}
+
+
 def _new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
     """The file as a run sees it after an edit: every doc_id and article_id is new."""
     out = {}
@@ -232,12 +238,8 @@ def test_an_edit_outside_problems_renames_the_last_tables_instead_of_rebuilding(
     parts = _parts(docs)
     memo = CountingMemo()
     analyze_parts(parts, {}, memo)
-    d = _new_ids(docs[2], "-v2")
-    s = d["sentences"]
-    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
-        text="补充说明：截至年底新增就业3万人。", label="strength", theme="就业",
-        idx=int(s["idx"].max()) + 1, tokens="补充 说明 ： 截至 年底 新增 就业 3 万人 。")
-    d["sentences"] = pd.concat([s, extra], ignore_index=True)
+    d = _plus_sentence(_new_ids(docs[2], "-v2"), "补充说明：截至年底新增就业3万人。", "strength",
+                       "就业", "补充 说明 ： 截至 年底 新增 就业 3 万人 。")
     changed = list(parts)
     changed[2] = _parts([d])[0]
     assert changed[2][DIGEST] != parts[2][DIGEST]
@@ -256,11 +258,8 @@ def test_an_edit_outside_problems_renames_the_last_tables_instead_of_rebuilding(
     assert problems["doc_id"].str.endswith("-v2").any()  # the file's rows, under their new ids
     assert not problems["doc_id"].isin(docs[2]["documents"]["doc_id"]).any()
     # then a new problem statement in the same file: its label is re-assembled (blocks read)
-    d2 = {k: v.copy() for k, v in d.items()}
-    extra = s[s["kind"] == "body"].iloc[[-1]].assign(
-        text="基层医疗服务能力不足，乡镇卫生院人才短缺问题仍然突出。", label="gap", theme="卫生",
-        idx=int(s["idx"].max()) + 2, tokens="基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺 问题 仍然 突出 。")
-    d2["sentences"] = pd.concat([d["sentences"], extra], ignore_index=True)
+    d2 = _plus_sentence(d, "基层医疗服务能力不足，乡镇卫生院人才短缺问题仍然突出。", "gap", "卫生",
+                        "基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺 问题 仍然 突出 。")
     changed2 = list(changed)
     changed2[2] = _parts([d2])[0]
     memo3 = CountingMemo(memo2.data)
