@@ -493,12 +493,13 @@ def _corrections(cfg: RunConfig) -> list[dict[str, str]] | None:
         raise RunError(str(e)) from None
 
 
-def remake_parts(folder: str) -> dict[str, Any]:
-    """The task that re-makes one entry's parts from its stored rows (season-level code changed):
-    {"parts": ..., "warnings": [...]}."""
+def remake_parts(folder: str, sentences: pa.Table | None = None) -> dict[str, Any]:
+    """An entry's parts made again from its stored rows (the season-level code changed), with
+    ``sentences`` instead of its own when given (corrected): {"parts": ..., "warnings": [...]}.
+    The pool's task, and the main process's for the few it makes itself."""
     entry = Entry(Path(folder))
     tables = dict(entry.load()["tables"])
-    tables["sentences"] = entry.sentences()
+    tables["sentences"] = entry.sentences() if sentences is None else sentences
     warnings: list[str] = []
     return {"parts": file_parts(frames_from_parts([tables]), warnings), "warnings": warnings}
 
@@ -509,7 +510,7 @@ def _remake_parts_in_parallel(cfg: RunConfig, entries: list[Entry], parts_versio
     pool of local worker processes (~60 ms of CPU per report) rather than one by one here. Entries
     live in this machine's cache, so the pool is local whatever executor the run uses; a few
     stale entries are left to ``_parts_blob`` in this process (a pool costs ~2 s to start)."""
-    stale = [e for e in entries if e.parts(parts_version) is None]
+    stale = [e for e in entries if not e.parts_path(parts_version).is_file()]  # a stat each
     size = sum(_size(str(e.folder / "sentences.arrow")) for e in stale)
     jobs = min(cfg.n_jobs, len(stale))
     if jobs < 2 or size < cfg.parallel_min_bytes:
@@ -541,15 +542,12 @@ def _parts_blob(entry: Entry, parts_version: str, corrections: list[dict[str, st
     blob = entry.parts(version)
     if blob is not None:
         return blob
-    loaded = entry.load()
-    tables = dict(loaded["tables"])
-    tables["sentences"] = corrected[0] if corrected is not None else entry.sentences()
-    warnings: list[str] = []
-    parts = file_parts(frames_from_parts([dict(tables)]), warnings)
+    made = remake_parts(str(entry.folder), corrected[0] if corrected is not None else None)
+    parts = made["parts"]
     if corrected is not None:
         parts[RUN_NS] = {SENTENCES: corrected[0]}
     if warnings_out is not None:
-        warnings_out.extend(warnings)
+        warnings_out.extend(made["warnings"])
     try:
         return entry.put_parts(version, parts)
     except OSError:  # a read-only or full cache: this run keeps them in its scratch folder
