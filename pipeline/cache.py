@@ -15,7 +15,6 @@ import hashlib
 import os
 import pickle
 import stat
-import tempfile
 import time
 from functools import cache
 from pathlib import Path
@@ -151,12 +150,12 @@ class DigestIndex:
         """Keep this run's files (only: a file gone is forgotten); an unwritable cache is fine."""
         if self.path is None:
             return
+        from .season import atomic_write
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump((time.time_ns(), self._new), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, pickle.dumps((time.time_ns(), self._new),
+                                                 protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass
 

@@ -44,7 +44,7 @@ RUN_NS = "run"
 _HEADER = struct.Struct("<Q")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -60,7 +60,7 @@ def write_arrow(table: pa.Table, path: Path) -> None:
     sink = io.BytesIO()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    _atomic_write(path, sink.getvalue())
+    atomic_write(path, sink.getvalue())
 
 
 def read_arrow(path: Path) -> pa.Table:
@@ -140,7 +140,7 @@ class Entry:
 
     def put_parts(self, version: str, parts: Mapping[str, Mapping[str, Any]]) -> PartsBlob:
         path = self.parts_path(version)
-        _atomic_write(path, pack_parts(parts))
+        atomic_write(path, pack_parts(parts))
         for old in self.folder.glob("parts-*.bin"):  # other versions can never be read again
             if old != path:
                 old.unlink(missing_ok=True)
@@ -297,7 +297,7 @@ class FolderMemo(MutableMapping[str, Any]):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
             self._used.add(path)
         except OSError:
             pass  # a full disk costs speed next time, not this run's outputs
