@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parent
 #: stages, other verbs); everything else under pipeline/ is part of the fingerprint
 _NOT_PER_DOCUMENT = {
     "run.py", "cli.py", "outputs.py", "executor.py", "cache.py", "progress.py", "lock.py",
-    "evaluate.py", "__main__.py", "api.py", "season.py", "analyze", "digest",
+    "evaluate.py", "__main__.py", "api.py", "season.py", "forked.py", "analyze", "digest",
 }
 
 #: bump when the layout of a cached entry changes

@@ -306,6 +306,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     settings = json.dumps(cfg.config, sort_keys=True, ensure_ascii=False, default=str)  # in the key
     timings: dict[str, float] = {}
     peak: dict[str, float] = {}  # this process's peak RSS (MiB) once each stage is done
+    table_timings: dict[str, float] = {}  # seconds of each analysis table
     entries: list[Entry | None] = [None] * len(files)
     keys: list[str | None] = [None] * len(files)
     todo: list[int] = []
@@ -360,6 +361,10 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         sentences_done = writing.submit(write_sentences, done, blobs, staging / "sentences.parquet")
         writing.shutdown(wait=False)
 
+        # with two cores or more, the analysis and the digest each run half their work in a
+        # forked child (pipeline.forked): they are mostly pure Python
+        split = cfg.n_jobs > 1 and len(done) > 1
+
         # The combines allocate millions of small objects and free them in bulk; the cyclic
         # collector would walk the whole heap again and again meanwhile (measured: ~0.2 s spikes),
         # so it is paused for the season-level stages and run once after.
@@ -369,7 +374,8 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             task = progress.stage("analyze", None)
             t0 = time.perf_counter()
             memo = FolderMemo(cache_root / f"memo-{parts_version[:16]}") if cfg.use_cache else None
-            frames.update(analyze_parts(SeasonParts(done, blobs, "analyze"), frames, memo))
+            frames.update(analyze_parts(SeasonParts(done, blobs, "analyze"), frames, memo,
+                                        timings=table_timings, fork=split))
             timings["analyze"] = time.perf_counter() - t0
             peak["analyze"] = _peak_rss_mib()
             progress.done(task)
@@ -391,7 +397,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             task = progress.stage("digest", None)
             t0 = time.perf_counter()
             pa.default_memory_pool().release_unused()  # what the analysis freed, for the digest
-            write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo)
+            write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo, fork=split)
             timings["digest"] = time.perf_counter() - t0
             peak["digest"] = _peak_rss_mib()
             progress.done(task)
@@ -415,6 +421,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         "executor": executor_name,
         "workers": workers,
         "timings": {k: round(v, 3) for k, v in timings.items()},
+        "analyze_timings": {k: round(v, 3) for k, v in table_timings.items()},
         "chars_per_second": round(n_chars / timings["total"]) if timings["total"] > 0 else None,
         "peak_rss_mib": peak,
         "memo": {"hits": memo.hits, "misses": memo.misses} if memo is not None else None,

@@ -314,6 +314,18 @@ class FolderMemo(MutableMapping[str, Any]):
             except OSError:
                 pass
 
+    def usage(self, since: tuple[int, int] = (0, 0)) -> tuple[int, int, frozenset[Path]]:
+        """(hits, misses since ``since`` = (hits, misses) at some point, entries used): what a
+        forked child hands back to the run's memo (:meth:`absorb`)."""
+        return self.hits - since[0], self.misses - since[1], frozenset(self._used)
+
+    def absorb(self, usage: tuple[int, int, frozenset[Path]]) -> None:
+        """Count a forked child's :meth:`usage` as this memo's: its entries stay out of prune."""
+        hits, misses, used = usage
+        self.hits += hits
+        self.misses += misses
+        self._used |= used
+
     def prune(self, spare: float = 2.0) -> int:
         """Delete entries this run did not use, least recently used first, until what is left of
         them weighs at most ``spare`` × this run's own entries (and at least ``MIN_SPARE``): the

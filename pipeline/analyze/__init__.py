@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ..season import SENTENCES, docs_from_frames
+from ..forked import Beside
+from ..season import SENTENCES, FolderMemo, docs_from_frames
 from .copies import combine_copies, copy_part, fetch_rows, find_copies
 from .figures import combine_figures, figure_part, figures_table
 from .keywords import combine_keywords, distinctive_words, keyword_part
@@ -71,7 +72,8 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
 
 def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.DataFrame],
                   memo: MutableMapping[str, Any] | None = None, *,
-                  timings: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
+                  timings: dict[str, float] | None = None, fork: bool = False
+                  ) -> dict[str, pd.DataFrame]:
     """Season tables from the files' parts (in input order). ``frames`` (documents, articles,
     toc) are not needed by today's tables; ``memo`` keeps, across runs, the season's summed
     keyword counts (updated by the changed files' old and new parts, kept under their digests),
@@ -80,41 +82,62 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     scores of candidate copy pairs (under the texts' hashes) and the rows copies show (under each
     file's digest) — same result with an empty memo as with a full one. A file whose part
     failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
-    filled in when given."""
+    filled in when given. ``fork``: the keywords and copies are made in a forked child meanwhile
+    (:mod:`pipeline.forked`; ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None)."""
     ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
     tm = timings if timings is not None else {}
+    digests = [p[DIGEST] for p in ok] if memo is not None else None
 
-    def each(name: str) -> Iterator[Any]:  # one file at a time: a lazy part is loaded on access
-        return (p[name] for p in ok)
+    def words_and_copies() -> tuple[dict[str, pd.DataFrame], dict[str, float], Any]:
+        out, secs = {}, {}
+        counts = (memo.hits, memo.misses) if isinstance(memo, FolderMemo) else (0, 0)
+        t0 = time.perf_counter()
+        out["keywords"] = combine_keywords(
+            _Column(ok, "keywords"), memo=memo,
+            digests=[d.get("keywords") for d in digests] if digests is not None else None)
+        _release()
+        t1 = time.perf_counter()
+        out["copies"] = _copies(ok, memo, digests)
+        _release()
+        secs.update(keywords=t1 - t0, copies=time.perf_counter() - t1)
+        return out, secs, memo.usage(counts) if isinstance(memo, FolderMemo) else None
 
+    # a child's writes to a dict memo would be lost: forked only with a folder memo (or none)
+    beside = Beside(words_and_copies, fork=fork and (memo is None or isinstance(memo, FolderMemo)))
     out: dict[str, pd.DataFrame] = {}
     t0 = time.perf_counter()
-    out["matrix"] = combine_matrix(each("matrix"))
+    out["matrix"] = combine_matrix(each_part(ok, "matrix"))
     _release()
     t1 = time.perf_counter()
-    digests = list(each(DIGEST)) if memo is not None else None
-    out["keywords"] = combine_keywords(
-        _Column(ok, "keywords"), memo=memo,
-        digests=[d.get("keywords") for d in digests] if digests is not None else None)
-    _release()
-    t2 = time.perf_counter()
     out["problems"] = combine_problems(ok, memo=memo, digests=digests)
     _release()
+    t2 = time.perf_counter()
+    out["figures"] = combine_figures(each_part(ok, "figures"))
     t3 = time.perf_counter()
+    tm.update(matrix=t1 - t0, problems=t2 - t1, figures=t3 - t2)
+    tables, secs, usage = beside.result()
+    if beside.forked and isinstance(memo, FolderMemo) and usage is not None:
+        memo.absorb(usage)  # what the child read and wrote: kept by prune
+    tm.update(secs)
+    # the tables in their documented order
+    return {name: (tables | out)[name] for name in ("matrix", "keywords", "problems", "copies", "figures")}
+
+
+def each_part(parts: Sequence[Mapping[str, Any]], name: str) -> Iterator[Any]:
+    """One part of every file, one file at a time (a lazy part is loaded on access)."""
+    return (p[name] for p in parts)
+
+
+def _copies(ok: Sequence[Mapping[str, Any]], memo: MutableMapping[str, Any] | None,
+            digests: list[dict[str, Any]] | None) -> pd.DataFrame:
     # with every file's copy digest known (digest["copies"]), the parts stay on disk unless the
     # table is not in the memo
     copy_digests = [d.get("copies") for d in digests] if digests is not None else None
     copy_parts: Sequence[Any] = (_Column(ok, "copies") if copy_digests and all(copy_digests)
                                  else [p["copies"] for p in ok])
-    out["copies"] = combine_copies(
+    return combine_copies(
         copy_parts, lambda f, rows: fetch_rows(copy_parts[f], ok[f][SENTENCES], rows), memo,
         digests=copy_digests)
-    _release()
-    t4 = time.perf_counter()
-    out["figures"] = combine_figures(each("figures"))
-    t5 = time.perf_counter()
-    tm.update(matrix=t1 - t0, keywords=t2 - t1, problems=t3 - t2, copies=t4 - t3, figures=t5 - t4)
-    return out
 
 
 class _Column(Sequence[Any]):

@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..season import FrameParts, docs_from_frames
+from ..forked import Beside
+from ..season import FolderMemo, FrameParts, docs_from_frames
 from .common import (
     BODY_PART,
     ROLE_NAMES,
@@ -80,7 +81,7 @@ def _writers() -> list[tuple[str, Callable[[dict[str, pd.DataFrame], dict[str, A
 
 def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: Path,
                  parts: Sequence[Mapping[str, Any]] | None = None,
-                 memo: MutableMapping[str, Any] | None = None) -> list[str]:
+                 memo: MutableMapping[str, Any] | None = None, fork: bool = False) -> list[str]:
     """Write every deliverable into ``folder``; returns the names written.
 
     ``frames``: documents, articles, toc and the analysis tables (no sentences needed); ``parts``: one
@@ -92,6 +93,9 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
 
     One deliverable failing (say a table another stage is still reshaping) must not cost the others
     or the run: it is reported on stderr and left out.
+
+    ``fork``: the two archives are written by a forked child meanwhile (:mod:`pipeline.forked`;
+    ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None).
     """
     from . import docx, html
     from .qdpx import write_qdpx
@@ -129,6 +133,8 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
             print(f"huibian: could not write {name}: {type(e).__name__}: {e}", file=sys.stderr)
             return False
 
+    if fork and (memo is None or isinstance(memo, FolderMemo)):
+        return _write_forked(writers, write, memo)
     # the two archives are mostly zlib and Arrow work, which release the GIL: written in a thread
     # beside the page and the Word file, they cost little on a second core. An archive the thread
     # has not started when the page and the Word file are done is written here instead (the
@@ -140,4 +146,23 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
             if fut.cancel():
                 ok[name] = write(name, w)
         ok.update((name, fut.result()) for name, _, fut in archives if name not in ok)
+    return [name for name, _ in writers if ok[name]]
+
+
+def _write_forked(writers: list[tuple[str, Callable[[Path], None]]],
+                  write: Callable[[str, Callable[[Path], None]], bool],
+                  memo: FolderMemo | None) -> list[str]:
+    """The archives (tables.xlsx, corpus.qdpx) in a forked child, the page and the Word file here:
+    each half is mostly Python, so two processes, not two threads, use two cores."""
+    def archives() -> tuple[dict[str, bool], Any]:
+        counts = (memo.hits, memo.misses) if memo is not None else (0, 0)
+        done = {name: write(name, w) for name, w in writers[2:]}
+        return done, memo.usage(counts) if memo is not None else None
+
+    beside = Beside(archives)
+    ok = {name: write(name, w) for name, w in writers[:2]}
+    done, usage = beside.result()
+    if beside.forked and memo is not None and usage is not None:
+        memo.absorb(usage)  # the child's memo entries: kept by prune
+    ok.update(done)
     return [name for name, _ in writers if ok[name]]
