@@ -141,8 +141,8 @@ def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
 
 
 def _cluster_block(x: sp.csr_matrix, threshold: float) -> np.ndarray:
-    # sklearn (and scipy.stats with it, ~1.5 s to import) only when a block is really grouped
-    from sklearn.cluster import AgglomerativeClustering
+    # sklearn's AgglomerativeClustering, labels and all, without importing sklearn (~1 s)
+    from .grouping import average_linkage_groups
 
     n = x.shape[0]
     if n == 1:
@@ -150,9 +150,7 @@ def _cluster_block(x: sp.csr_matrix, threshold: float) -> np.ndarray:
     sim = (x @ x.T).toarray()
     dist = np.clip(1.0 - sim, 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
-    model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold,
-                                    metric="precomputed", linkage="average")
-    return model.fit_predict(dist)
+    return average_linkage_groups(dist, threshold)
 
 
 def cluster_texts(texts: list[str], threshold: float = DISTANCE_THRESHOLD,

@@ -7,7 +7,7 @@ per document and cached with it); only when that column is missing or empty is a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import chain
@@ -25,7 +25,7 @@ UNKNOWN_UNIT = "(未识别)"  # same placeholder the role matrix uses
 
 
 def cut(text: str) -> list[str]:
-    """``pipeline.segment.cut``, imported on first use: jieba (and scipy/sklearn below) are
+    """``pipeline.segment.cut``, imported on first use: jieba (and scipy below) are
     needed to make a file's parts, never to combine them, so a rerun does not pay their import."""
     from ..segment import cut as segment_cut
 
@@ -189,8 +189,64 @@ def group_keys(sentences: pd.DataFrame) -> pd.Series:
     return ("unit:" + unit).where(unit != "", fallback)
 
 
-def _identity(ws: Iterable[str]) -> Iterable[str]:
-    return ws
+#: what sklearn's char analyzer collapses to one space before cutting n-grams
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _char_grams(text: str) -> list[str]:
+    """Character 2- and 3-grams as sklearn's ``analyzer="char", ngram_range=(2, 3)`` cuts them:
+    lowercased, runs of whitespace collapsed, every 2-gram left to right, then every 3-gram."""
+    doc = _WHITE_SPACES.sub(" ", text.lower())
+    return [doc[i:i + 2] for i in range(len(doc) - 1)] + [doc[i:i + 3] for i in range(len(doc) - 2)]
+
+
+def _tfidf_part(docs: Sequence[Sequence[str]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """CSR arrays (data, indices, indptr, n_features) of sklearn's ``TfidfVectorizer(sublinear_tf=
+    True)`` fitted on ``docs`` (token lists), or None for an empty vocabulary (where sklearn
+    raises). Bit for bit the same floats in the same order as sklearn (1.9): a row's entries in
+    order of the terms' first appearance in the corpus, columns numbered by sorted term; idf
+    ln((1+n)/(1+df))+1; tf 1+ln(count); each row divided by its L2 norm summed left to right.
+    The same order matters: the grouping downstream compares distances at a threshold, and a
+    last-bit difference could move an item."""
+    n = len(docs)
+    lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n)
+    total = int(lengths.sum())
+    if total == 0:
+        return None
+    flat = np.fromiter(chain.from_iterable(docs), dtype=object, count=total)
+    codes, terms = pd.factorize(flat)  # codes in order of first appearance, as sklearn's vocabulary
+    n_terms = len(terms)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    pairs, counts = np.unique(rows * n_terms + codes, return_counts=True)  # row, then code
+    row, code = pairs // n_terms, pairs % n_terms
+    rank = np.empty(n_terms, dtype=np.int64)
+    rank[np.argsort(np.asarray(terms, dtype=object), kind="stable")] = np.arange(n_terms)
+    col = rank[code]
+    df = np.bincount(col, minlength=n_terms).astype(np.float64) + 1.0
+    idf = np.full(n_terms, float(n + 1))
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    data = counts.astype(np.float64)
+    np.log(data, out=data)
+    data += 1.0
+    data *= idf[col]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(row, minlength=n))
+    # sum of squares row by row, left to right (as sklearn's Cython loop; numpy's pairwise sum
+    # would differ in the last bit), vectorised over rows: step k adds every row's k-th square
+    sq = data * data
+    acc = np.zeros(n)
+    lens = np.diff(indptr)
+    by_len = np.argsort(-lens, kind="stable")
+    for k in range(int(lens.max())):
+        r = by_len[:int(np.count_nonzero(lens > k))]
+        acc[r] += sq[indptr[r] + k]
+    norm = np.sqrt(acc)
+    norm[norm == 0.0] = 1.0
+    data /= np.repeat(norm, lens)
+    return data, col.astype(np.int32), indptr.astype(np.int32), n_terms
 
 
 def tfidf_matrix(texts: list[str], word_lists: list[list[str]] | None = None,
@@ -199,25 +255,50 @@ def tfidf_matrix(texts: list[str], word_lists: list[list[str]] | None = None,
 
     Words carry meaning ("学习" ~ "学习"); character n-grams catch the same idea worded a little
     differently ("不够深入" ~ "不深入") that jieba cuts into different words.
+
+    Each half is sklearn's ``TfidfVectorizer(sublinear_tf=True)`` (words: the given lists; chars:
+    ``analyzer="char", ngram_range=(2, 3)`` over the joined content words), the char half times
+    ``char_weight``, rows L2-normalised again; computed here in numpy, bit for bit as sklearn
+    and scipy do it, because importing sklearn.feature_extraction costs ~1 s in a rerun that
+    regroups one block (tests/test_grouping.py compares with sklearn).
     """
     import scipy.sparse as sp
-    import scipy.sparse.linalg  # noqa: F401 - sp.linalg.norm below
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     if word_lists is None:
         word_lists = [content_words(t) for t in texts]
-    wv = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=1, dtype=np.float64)
-    cv = TfidfVectorizer(analyzer="char", ngram_range=(2, 3), sublinear_tf=True, min_df=1)
-    cleaned = ["".join(ws) for ws in word_lists]  # char n-grams over content words only
-    try:
-        w = wv.fit_transform(word_lists)
-    except ValueError:  # every text empty after stop words
-        w = sp.csr_matrix((len(texts), 0))
-    try:
-        c = cv.fit_transform(cleaned) * char_weight
-    except ValueError:
-        c = sp.csr_matrix((len(texts), 0))
-    m = sp.hstack([w, c]).tocsr()
-    norms = sp.linalg.norm(m, axis=1)
+    n = len(texts)
+    halves = [_tfidf_part(word_lists), _tfidf_part([_char_grams("".join(ws)) for ws in word_lists])]
+    datas, cols, rows = [], [], []
+    offset = 0
+    for k, half in enumerate(halves):
+        if half is None:
+            continue
+        data, col, indptr, n_terms = half
+        datas.append(data * char_weight if k == 1 else data)
+        cols.append(col.astype(np.int64) + offset)
+        rows.append(np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)))
+        offset += n_terms
+    if not datas:
+        return sp.csr_matrix((n, 0))
+    data, col, row = np.concatenate(datas), np.concatenate(cols), np.concatenate(rows)
+    # scipy's sparse norm (what the rows were normalised with) sorts a row's entries by column
+    # and sums their squares with np.add.reduceat (numpy's pairwise sum): the same here
+    by_col = np.argsort(row * offset + col)  # keys are distinct
+    lens = np.bincount(row, minlength=n)
+    starts = np.zeros(n, dtype=np.int64)
+    starts[1:] = np.cumsum(lens)[:-1]
+    filled = np.flatnonzero(lens)
+    norms = np.zeros(n)
+    sq = data[by_col]
+    norms[filled] = np.add.reduceat(sq * sq, starts[filled])
+    norms = np.sqrt(norms)
     norms[norms == 0] = 1.0
-    return sp.diags(1.0 / norms) @ m
+    inv = 1.0 / norms
+    # the product diag(1 / norms) @ m (scipy's csr_matmat) left each row's entries in descending
+    # column order; x @ x.T sums in that order, so keep it
+    rs = row[by_col]
+    order = by_col[2 * starts[rs] + lens[rs] - 1 - np.arange(len(rs))]
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    indptr[1:] = np.cumsum(lens)
+    return sp.csr_matrix((data[order] * inv[row[order]], col[order].astype(np.int32), indptr),
+                         shape=(n, offset))
