@@ -15,7 +15,6 @@ by an earlier version with --save DIR).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import pickle
 import shutil
@@ -27,30 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from pipeline.analyze import SENTENCES, analyze_parts, document_parts
+from pipeline.analyze import SENTENCES, analyze_parts, season_part
 from pipeline.analyze.problems import combine_problems
 from pipeline.season import EntryStore, FolderMemo, SeasonParts, docs_from_frames
 from pipeline.segment import cut
+from pipeline.testing import parquet_bytes, with_new_ids
 
 #: the late changes of benchmarks/season.py: (text, label, theme)
 CHANGES = {
     "figure": ("补充说明：截至年底新增就业3万人。", "strength", "就业"),
     "problem": ("同时也要看到，基层医疗服务能力不足，第3批乡镇卫生院人才短缺问题仍然突出。", "gap", "卫生"),
 }
-
-
-def _parts(doc: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    p = document_parts(doc)
-    p[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
-    return p
-
-
-def _bytes(df: pd.DataFrame) -> bytes:
-    f = io.BytesIO()
-    df.to_parquet(f, index=False)
-    return f.getvalue()
 
 
 def _with_sentence(doc: dict[str, pd.DataFrame], text: str, label: str, theme: str
@@ -63,18 +50,6 @@ def _with_sentence(doc: dict[str, pd.DataFrame], text: str, label: str, theme: s
         tokens=" ".join(cut(text)))
     d["sentences"] = pd.concat([sen, extra], ignore_index=True)
     return d
-
-
-def _new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
-    """An edited file as a run sees it: its doc_id and article_ids are new (they hash the bytes)."""
-    out = {}
-    for k, df in doc.items():
-        df = df.copy()
-        for c in ("doc_id", "article_id"):
-            if c in df:
-                df[c] = df[c].where(df[c].isna() | (df[c] == ""), df[c].astype(str) + tag)
-        out[k] = df
-    return out
 
 
 class Disk:
@@ -135,7 +110,7 @@ def main() -> None:
     size = 0
     for i, d in enumerate(docs):
         t0 = time.perf_counter()
-        p = _parts(d)
+        p = season_part(d)
         per_file.append(time.perf_counter() - t0)
         size += len(pickle.dumps({k: v for k, v in p.items() if k != SENTENCES},
                                  protocol=pickle.HIGHEST_PROTOCOL))
@@ -158,7 +133,7 @@ def main() -> None:
     t, tim, again = _timed(parts, _memo(snapshot, work))
     print(f"analyze_parts, nothing changed (full memo): {t:.2f} s", flush=True)
     for name, df in out.items():
-        assert _bytes(again[name]) == _bytes(df), name
+        assert parquet_bytes(again[name]) == parquet_bytes(df), name
     # a label rebuilt from all files' items with a warm block memo (no label memo): what a new
     # problem statement costs
     rebuild = []
@@ -172,7 +147,7 @@ def main() -> None:
     mid = len(docs) // 2
     for kind, (text, label, theme) in CHANGES.items():
         changed = list(files)
-        changed[mid] = disk.put(f"changed-{kind}", _parts(_new_ids(
+        changed[mid] = disk.put(f"changed-{kind}", season_part(with_new_ids(
             _with_sentence(docs[mid], text, label, theme), f"-{kind}")))
         season = disk.season(changed)
         warm = []
@@ -184,18 +159,18 @@ def main() -> None:
                 f"({m.misses} memo misses)", warm)
         fresh = analyze_parts(season, {}, None)  # memo state never changes a result
         for name, df in fresh.items():
-            assert _bytes(res[name]) == _bytes(df), (kind, name)
+            assert parquet_bytes(res[name]) == parquet_bytes(df), (kind, name)
     shutil.rmtree(work, ignore_errors=True)
     if a.save:
         a.save.mkdir(parents=True, exist_ok=True)
         for name, df in out.items():
-            (a.save / f"{name}.parquet").write_bytes(_bytes(df))
+            (a.save / f"{name}.parquet").writeparquet_bytes(parquet_bytes(df))
     ref_dir = a.ref or (None if a.limit else a.run)
     if ref_dir:
         for name, df in out.items():
             ref = ref_dir / f"{name}.parquet"
             if ref.exists():
-                same = _bytes(df) == ref.read_bytes()
+                same = parquet_bytes(df) == ref.readparquet_bytes()
                 try:
                     pd.testing.assert_frame_equal(df, pd.read_parquet(ref))
                     eq = "frame-equal"

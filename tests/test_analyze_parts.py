@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from conftest import SHARED
 
-from pipeline.analyze import DIGEST, SENTENCES, analyze, analyze_parts, document_parts
+from pipeline.analyze import DIGEST, analyze, analyze_parts, document_parts, season_part
 from pipeline.analyze.copies import RATIO_MEMO, ROWS_MEMO, combine_copies, copy_part, fetch_rows
 from pipeline.analyze.keywords import PART as KW_PART
 from pipeline.analyze.keywords import STATE as KW_STATE
@@ -30,6 +29,7 @@ from pipeline.analyze.problems import (
 )
 from pipeline.run import process_path
 from pipeline.tables import document_rows, to_frames  # noqa: F401 - document_rows: INTERFACE
+from pipeline.testing import with_new_ids
 
 GOV = SHARED / "corpus" / "gov2026"
 TABLES = ("matrix", "keywords", "problems", "copies", "figures")
@@ -78,12 +78,7 @@ def docs() -> list[dict[str, pd.DataFrame]]:
 
 
 def _parts(docs: list[dict[str, pd.DataFrame]]) -> list[dict[str, Any]]:
-    out = []
-    for d in docs:
-        p = document_parts(d)
-        p[SENTENCES] = pa.Table.from_pandas(d["sentences"], preserve_index=False)
-        out.append(p)
-    return out
+    return [season_part(d) for d in docs]
 
 
 def test_parts_combine_equals_whole_frame_analysis(docs: list[dict[str, pd.DataFrame]]) -> None:
@@ -217,18 +212,6 @@ def _plus_sentence(doc: dict[str, pd.DataFrame], text: str, label: str, theme: s
     return {**doc, "sentences": pd.concat([s, extra], ignore_index=True)}
 
 
-def _new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
-    """The file as a run sees it after an edit: every doc_id and article_id is new."""
-    out = {}
-    for k, df in doc.items():
-        df = df.copy()
-        for c in ("doc_id", "article_id"):
-            if c in df:
-                df[c] = df[c].where(df[c].isna() | (df[c] == ""), df[c].astype(str) + tag)
-        out[k] = df
-    return out
-
-
 def test_an_edit_outside_problems_renames_the_last_tables_instead_of_rebuilding(
         docs: list[dict[str, pd.DataFrame]]) -> None:
     """A file edited outside its problem statements (here: a figure sentence) gets new doc and
@@ -238,7 +221,7 @@ def test_an_edit_outside_problems_renames_the_last_tables_instead_of_rebuilding(
     parts = _parts(docs)
     memo = CountingMemo()
     analyze_parts(parts, {}, memo)
-    d = _plus_sentence(_new_ids(docs[2], "-v2"), "补充说明：截至年底新增就业3万人。", "strength",
+    d = _plus_sentence(with_new_ids(docs[2], "-v2"), "补充说明：截至年底新增就业3万人。", "strength",
                        "就业", "补充 说明 ： 截至 年底 新增 就业 3 万人 。")
     changed = list(parts)
     changed[2] = _parts([d])[0]

@@ -4,19 +4,18 @@ a rebuild, with an empty memo and with a full one, edit after edit."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from conftest import SHARED
 
 import pipeline.analyze.problems as P
-from pipeline.analyze import DIGEST, SENTENCES, document_parts
+from pipeline.analyze import DIGEST, season_part
 from pipeline.run import process_path
 from pipeline.tables import to_frames
+from pipeline.testing import parquet_bytes
 
 GOV = SHARED / "corpus" / "gov2026"
 #: small blocks, so the 20 reports' labels are split into many blocks (as a 1,000-report season's are)
@@ -33,18 +32,6 @@ def docs() -> list[dict[str, pd.DataFrame]]:
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(P, "BLOCK_SIZE", SMALL_BLOCKS)
     yield
-
-
-def _part(doc: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    p = document_parts(doc)
-    p[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
-    return p
-
-
-def _bytes(df: pd.DataFrame) -> bytes:
-    f = io.BytesIO()
-    df.to_parquet(f, index=False)
-    return f.getvalue()
 
 
 def _combine(parts: list[dict[str, Any]], memo: dict[str, Any] | None) -> pd.DataFrame:
@@ -79,7 +66,7 @@ def _no_rebuild(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_edits_update_labels_byte_identical_to_a_rebuild(
         docs: list[dict[str, pd.DataFrame]], monkeypatch: pytest.MonkeyPatch) -> None:
-    parts = [_part(d) for d in docs]
+    parts = [season_part(d) for d in docs]
     memo: dict[str, Any] = {}
     _combine(parts, memo)
     assert any(k.startswith(P.STATE) for k in memo)
@@ -106,7 +93,7 @@ def test_edits_update_labels_byte_identical_to_a_rebuild(
     current = list(docs)
     for i, kw in edits:
         current[i] = _with(current[i], **kw)
-        new = _part(current[i])
+        new = season_part(current[i])
         assert new[DIGEST] != parts[i][DIGEST]
         parts[i] = new
         with monkeypatch.context() as m:
@@ -114,14 +101,14 @@ def test_edits_update_labels_byte_identical_to_a_rebuild(
             got = _combine(parts, memo)
         want = _combine(parts, None)  # a rebuild, empty memo
         assert len(want) > 0
-        assert _bytes(got) == _bytes(want), (i, kw.keys())
-        assert _bytes(_combine(parts, memo)) == _bytes(want)  # and from the full memo
+        assert parquet_bytes(got) == parquet_bytes(want), (i, kw.keys())
+        assert parquet_bytes(_combine(parts, memo)) == parquet_bytes(want)  # and from the full memo
     assert set(pd.concat([d["sentences"] for d in current])["doc_id"]) >= set(want["doc_id"])
 
 
 def test_update_reclusters_only_the_touched_blocks(
         docs: list[dict[str, pd.DataFrame]], monkeypatch: pytest.MonkeyPatch) -> None:
-    parts = [_part(d) for d in docs]
+    parts = [season_part(d) for d in docs]
     memo: dict[str, Any] = {}
     _combine(parts, memo)
     calls: list[int] = []
@@ -135,7 +122,7 @@ def test_update_reclusters_only_the_touched_blocks(
     d = _with(docs[4], add=pd.DataFrame({
         "text": ["基层党组织建设还有薄弱环节，招商引资质效不高。"], "label": ["gap"],
         "theme": ["组织"], "tokens": ["基层 党组织 建设 还有 薄弱环节 ， 招商引资 质效 不高 。"]}))
-    parts[4] = _part(d)
+    parts[4] = season_part(d)
     with monkeypatch.context() as m:
         _no_rebuild(m)
         got = _combine(parts, memo)
@@ -143,33 +130,33 @@ def test_update_reclusters_only_the_touched_blocks(
     assert 1 <= len(calls) <= 2 < n_blocks, (calls, n_blocks)
     assert max(calls) <= SMALL_BLOCKS
     monkeypatch.setattr(P, "_cluster_block", real)
-    assert _bytes(got) == _bytes(_combine(parts, None))
+    assert parquet_bytes(got) == parquet_bytes(_combine(parts, None))
 
 
 def test_a_text_whose_first_item_leaves_the_changed_file_takes_the_next_files_words(
         docs: list[dict[str, pd.DataFrame]], monkeypatch: pytest.MonkeyPatch) -> None:
     """A text's words (and so its block and its group's name) are its first item's: when the
     changed file held that item and loses it, the next file's item is read from its part."""
-    parts = [_part(d) for d in docs]
+    parts = [season_part(d) for d in docs]
     memo: dict[str, Any] = {}
     s7 = docs[7]["sentences"]
     shared = s7[s7["label"] == "gap"].iloc[:2][["text", "label", "theme", "tokens"]]
     # file 0 holds the texts first, with other words and theme than file 7's
     first = _with(docs[0], add=shared.reset_index(drop=True).assign(theme="其他", tokens=""))
-    parts[0] = _part(first)
+    parts[0] = season_part(first)
     _combine(parts, memo)
-    parts[0] = _part(docs[0])
+    parts[0] = season_part(docs[0])
     with monkeypatch.context() as m:
         _no_rebuild(m)
         got = _combine(parts, memo)
-    assert _bytes(got) == _bytes(_combine(parts, None))
+    assert parquet_bytes(got) == parquet_bytes(_combine(parts, None))
 
 
 def test_an_update_after_a_rename_keeps_rows_and_items_together(
         docs: list[dict[str, pd.DataFrame]], monkeypatch: pytest.MonkeyPatch) -> None:
     """An edit outside the problems gives the file new ids: the label is renamed and re-sorted
     (``_renamed``); a later problem edit must still find each row's item."""
-    parts = [_part(d) for d in docs]
+    parts = [season_part(d) for d in docs]
     memo: dict[str, Any] = {}
     _combine(parts, memo)
     d = {}
@@ -179,19 +166,19 @@ def test_an_update_after_a_rename_keeps_rows_and_items_together(
             if c in df:  # ids that sort elsewhere among the other files' ids
                 df[c] = df[c].where(df[c].isna() | (df[c] == ""), "0-" + df[c].astype(str))
         d[k] = df
-    parts[1] = _part(d)
+    parts[1] = season_part(d)
     renamed = _combine(parts, memo)
     assert any("order" in v for k, v in memo.items() if k.startswith(P.LAST))
-    assert _bytes(renamed) == _bytes(_combine(parts, None))
+    assert parquet_bytes(renamed) == parquet_bytes(_combine(parts, None))
     d2 = _with(d, add=pd.DataFrame({
         "text": ["同时也要看到，基层医疗服务能力不足，第3批乡镇卫生院人才短缺问题仍然突出。"],
         "label": ["gap"], "theme": ["卫生"], "tokens": ["基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺"]}),
         drop_labels=("measure",), drop_n=2)
-    parts[1] = _part(d2)
+    parts[1] = season_part(d2)
     with monkeypatch.context() as m:
         _no_rebuild(m)
         got = _combine(parts, memo)
-    assert _bytes(got) == _bytes(_combine(parts, None))
+    assert parquet_bytes(got) == parquet_bytes(_combine(parts, None))
 
 
 @pytest.mark.parametrize("block_size", [10**6, 0])
@@ -200,7 +187,7 @@ def test_one_block_labels_and_a_label_crossing_the_block_size_are_updated_too(
     """A label of at most ``BLOCK_SIZE`` texts is one block (any new text re-clusters it all,
     but the rows are still updated, not re-assembled); a label that crosses the size between
     two runs is blocked anew — the same table as a rebuild either way."""
-    parts = [_part(d) for d in docs]
+    parts = [season_part(d) for d in docs]
     gap_texts = len({t for p in parts for t in p[P.part_key("gap")]["text"].to_pylist()})
     # 0: the gap label's size exactly, so the added statement makes it cross into blocks
     monkeypatch.setattr(P, "BLOCK_SIZE", block_size or gap_texts)
@@ -209,13 +196,13 @@ def test_one_block_labels_and_a_label_crossing_the_block_size_are_updated_too(
     d = _with(docs[6], add=pd.DataFrame({
         "text": ["同时也要看到，基层医疗服务能力不足，第3批乡镇卫生院人才短缺问题仍然突出。"],
         "label": ["gap"], "theme": ["卫生"], "tokens": ["基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺"]}))
-    parts[6] = _part(d)
+    parts[6] = season_part(d)
     with monkeypatch.context() as m:
         _no_rebuild(m)
         got = _combine(parts, memo)
-    assert _bytes(got) == _bytes(_combine(parts, None))
-    parts[6] = _part(docs[6])  # and back below the size
+    assert parquet_bytes(got) == parquet_bytes(_combine(parts, None))
+    parts[6] = season_part(docs[6])  # and back below the size
     with monkeypatch.context() as m:
         _no_rebuild(m)
         back = _combine(parts, memo)
-    assert _bytes(back) == _bytes(_combine(parts, None))
+    assert parquet_bytes(back) == parquet_bytes(_combine(parts, None))

@@ -29,7 +29,7 @@ from .matrix import combine_matrix, content_sentences, matrix_part, role_matrix
 from .problems import PROBLEM_LABELS, combine_problems, part_key, problem_parts, recurring_problems
 from .text import sentence_tokens, word_codes
 
-__all__ = ["analyze", "analyze_parts", "document_parts", "role_matrix",
+__all__ = ["analyze", "analyze_parts", "document_parts", "season_part", "role_matrix",
            "content_sentences", "distinctive_words", "recurring_problems", "find_copies",
            "figures_table"]
 
@@ -64,6 +64,14 @@ def document_parts(doc: DocTables) -> dict[str, Any]:
         "figures": _arrow(figure_part(content)),
         DIGEST: digests,
     }
+
+
+def season_part(doc: DocTables) -> dict[str, Any]:
+    """One file's parts as :func:`analyze_parts` sees them: :func:`document_parts` plus the file's
+    sentences as an Arrow table (what a run reads from the cache)."""
+    part = document_parts(doc)
+    part[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
+    return part
 
 
 def _arrow(df: pd.DataFrame) -> pa.Table:
@@ -167,10 +175,6 @@ def _release() -> None:
 def analyze(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Season tables from the whole-season frames (stage 6): the same code path as a run, the
     parts built here from ``frames["sentences"]`` grouped by document."""
-    parts = []
-    for doc in docs_from_frames(frames):
-        p = document_parts(doc)
-        p[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
-        parts.append(p)
+    parts = [season_part(doc) for doc in docs_from_frames(frames)]
     small = {k: v for k, v in frames.items() if k != "sentences"}
     return analyze_parts(parts, small)
