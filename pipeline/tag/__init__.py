@@ -31,23 +31,24 @@ def tag(doc: Document) -> Document:
     model = None if os.environ.get("HUIBIAN_RULES_ONLY") else load_model()
     if model is not None:
         labels, P, X = model.predict(ctx)
+        top = P.max(axis=1)  # each sentence's top probability, taken once (not per row below)
         for k, (s, c) in enumerate(zip(sents, ctx, strict=True)):
             if s.evidence in STRUCTURAL:
-                s.label, s.confidence, s.evidence = "other", float(max(P[k].max(), c.conf)), s.evidence
+                s.label, s.confidence, s.evidence = "other", float(max(top[k], c.conf)), s.evidence
                 continue
             if c.label == "cause" and c.evidence.startswith("cue:reason"):
                 # an explicit reason ("究其原因", "主要原因是") is the guide's own test for cause;
                 # the model has seen few outside research reports and files them as problems
                 s.label, s.evidence, s.confidence = c.label, c.evidence, c.conf
                 continue
-            if P[k].max() < UNSURE and c.label in model.labels:
+            if top[k] < UNSURE and c.label in model.labels:
                 # the model has little to go on (a pattern its training data lacks): the guide's
                 # rule decides, with the model's (low) probability for it as confidence
                 s.label, s.evidence = c.label, c.evidence
                 s.confidence = float(P[k][model.labels.index(c.label)])
                 continue
             s.label = labels[k]
-            s.confidence = float(P[k].max())
+            s.confidence = float(top[k])
             s.evidence = c.evidence if labels[k] == c.label else f"model:{model.top_feature(X, k, labels[k])}"
     else:
         for s, c in zip(sents, ctx, strict=True):

@@ -25,6 +25,10 @@ _TERMINAL = re.compile(r"[。！？!?；;]")
 # the tagger treats it apart (a heading only where the structure stage flagged one).
 _HEAD_MARK = [(name, pat) for name, pat in MARKERS if name != "shi"]
 _SHI = dict(MARKERS)["shi"]
+# all of them in one pattern: most sentences have no marker, and one failed match tells it
+# (an alternation matches exactly where one of its branches does)
+_ANY_HEAD_MARK = re.compile("|".join(f"(?:{pat.pattern})" for _, pat in _HEAD_MARK)) if all(
+    pat.flags == _HEAD_MARK[0][1].flags for _, pat in _HEAD_MARK) else None
 
 
 @dataclass
@@ -44,9 +48,20 @@ class Context:
     evidence: str
     role: str | None  # effective section role
     kind: str
-    feats: list[str] = field(default_factory=list)
     part: int = 0  # top-level part of the article the sentence is in
     hits: tuple[str, ...] = ()
+    # the model's features in three pieces: ``feats`` joins them. The lexical ones (words and
+    # character bigrams, most of the strings) are kept as their sources, ``body`` and ``tokens``:
+    # tagging looks them up without making the strings (``learner.Model.matrix``)
+    head: list[str] = field(default_factory=list)  # rule, section, position, cue features
+    body: str = ""  # marker-stripped text: its character bigrams
+    tokens: Sequence[str] = ()  # jieba words
+    tail: list[str] = field(default_factory=list)  # part tense and neighbours (added after the walk)
+
+    @property
+    def feats(self) -> list[str]:
+        """All feature strings of the sentence, in the order training has always seen them."""
+        return self.head + lexical_feats(self.body, self.tokens) + self.tail
 
 
 def doc_kind(titles: Sequence[str], sentences: Sequence[Sentence], source: str = "") -> str:
@@ -65,7 +80,7 @@ def heading_of(s: Sentence, first_in_para: bool) -> Heading | None:
     """The sentence as a heading, or None: the structure stage's flag, or a numbered short title."""
     text = s.text.strip()
     mark = None
-    for name, pat in _HEAD_MARK:
+    for name, pat in _HEAD_MARK if _ANY_HEAD_MARK is None or _ANY_HEAD_MARK.match(text) else ():
         m = pat.match(text)
         if m:
             mark = name
@@ -156,9 +171,9 @@ _CUE_LISTS = ("gap", "gap_intro", "cause", "done", "future", "other", "measure",
 _RULE_ONLY = frozenset({"practice", "gap_addressed", "contrast"})
 
 
-def _cue_hits(text: str) -> tuple[list[str], dict[str, re.Match[str] | None]]:
-    """Names of the cue lists found in the sentence (marker stripped) and their matches."""
-    found = cue_matches(strip_marker(text), _CUE_LISTS)
+def _cue_hits(body: str) -> tuple[list[str], dict[str, re.Match[str] | None]]:
+    """Names of the cue lists found in the sentence (marker stripped: ``body``) and their matches."""
+    found = cue_matches(body, _CUE_LISTS)
     return [n for n in _CUE_LISTS if found[n]], found
 
 
@@ -194,7 +209,11 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
         first_in_para = s.para != prev_para
         prev_para = s.para
         text = s.text
-        hits, found = _cue_hits(text)
+        # the text without its list marker, once: the cues, the rules and the features all read it
+        # (MARKER is anchored at the start: its match there is what strip_marker removes)
+        marker = MARKER.match(text)
+        body = text[marker.end():] if marker else text
+        hits, found = _cue_hits(body)
         pos = (i - art_start) / max(1, art_len[s.article_id])
         structural = s.evidence in ("furniture", "toc", "table")
         head = None if structural else heading_of(s, first_in_para)
@@ -256,7 +275,8 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
                 role, rwhy = "strength", "kind:summary"
             if role is None and kind == "plan" and parts:
                 role, rwhy = "measure", "kind:plan"
-            label, conf, why, gap_mode = _body(text, hits, found, role, rwhy, kind, gap_mode, first_in_para)
+            label, conf, why, gap_mode = _body(text, body, hits, found, role, rwhy, kind, gap_mode,
+                                               first_in_para)
             if text.rstrip().endswith(("：", ":")) and len(text) <= 40:
                 named = named_roles(text)
                 if named:
@@ -266,7 +286,8 @@ def analyse(sentences: Sequence[Sentence], titles: Sequence[str] = (), source: s
         if structural:
             label, conf, why, role = "other", 0.95, s.evidence, None
         ctx = Context(label, conf, why, role, kind, part=part_id, hits=tuple(hits))
-        ctx.feats = _features(s, ctx, hits, head, pos, stack, gap_mode, first_in_para)
+        ctx.head = _features(s, body, marker is not None, ctx, hits, head, pos, stack, gap_mode, first_in_para)
+        ctx.body, ctx.tokens = body, s.tokens or ()
         out.append(ctx)
     _practice_tense(out, sentences)
     _part_tense(out, sentences)
@@ -301,7 +322,7 @@ def _practice_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
         if m >= 3 and m > 2 * d and c.label == "strength":
             c.label, c.conf, c.evidence = "measure", 0.5, "practice:to do"
             c.role = "measure"
-            c.feats[:6] = _rule_feats(c)
+            c.head[:6] = _rule_feats(c)
 
 
 def _rule_feats(c: Context) -> list[str]:
@@ -328,7 +349,7 @@ def _part_tense(out: list[Context], sentences: Sequence[Sentence]) -> None:
         share = (d + m) / max(1, size.get(c.part, 1))
         tense = ("strength" if d >= 3 and d >= 3 * m else "measure" if m >= 3 and m >= 3 * d else None
                  ) if share >= 0.4 else None
-        c.feats.append(f"tense={tense}")
+        c.tail.append(f"tense={tense}")
         if tense is None or c.role is not None or s.evidence in ("furniture", "toc", "table"):
             continue
         if c.evidence.startswith("heading:bare") or c.evidence == "default" and s.is_heading:
@@ -362,10 +383,10 @@ def _part_role(kind: str, head: Heading, parts: int, passed_strength: bool) -> s
     return head.pol if head.pol in ("strength", "measure") else None
 
 
-def _body(text: str, hits: list[str], found: dict[str, re.Match[str] | None], role: str | None, rwhy: str,
-          kind: str, gap_mode: bool, first_in_para: bool) -> tuple[str, float, str, bool]:
-    """Label of a body sentence given its section role (rules 1, 3, 4 and the passage state)."""
-    body = strip_marker(text)
+def _body(text: str, body: str, hits: list[str], found: dict[str, re.Match[str] | None], role: str | None,
+          rwhy: str, kind: str, gap_mode: bool, first_in_para: bool) -> tuple[str, float, str, bool]:
+    """Label of a body sentence (``body``: its text with the list marker stripped) given its section
+    role (rules 1, 3, 4 and the passage state)."""
     h = set(hits)
     if "other" in h:
         m = found["other"]
@@ -435,9 +456,8 @@ def _bucket(x: float, edges: Sequence[float]) -> int:
     return len(edges)
 
 
-def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, pos: float,
-              stack: _Stack, gap_mode: bool, first_in_para: bool) -> list[str]:
-    body = strip_marker(s.text)
+def _features(s: Sentence, body: str, marked: bool, ctx: Context, hits: list[str], head: Heading | None,
+              pos: float, stack: _Stack, gap_mode: bool, first_in_para: bool) -> list[str]:
     role = ctx.role or "none"
     f = _rule_feats(ctx) + [
          f"pos={_bucket(pos, (0.05, 0.2, 0.4, 0.6, 0.8))}",
@@ -450,7 +470,7 @@ def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, 
         f.append("gapmode")
     if first_in_para:
         f.append("para1")
-    if MARKER.match(s.text):
+    if marked:
         f.append("marker")
     for c in hits:
         if c in _RULE_ONLY:
@@ -459,10 +479,15 @@ def _features(s: Sentence, ctx: Context, hits: list[str], head: Heading | None, 
     f.append(f"end={s.text.rstrip()[-1:] if s.text.strip() else ''}")
     f.append(f"b2={body[:2]}")
     f.append(f"b1={body[:1]}")
-    toks = s.tokens
-    if toks:
-        f += ["w=" + w for w in toks if len(w) > 1]
-        f.append(f"w0={toks[0]}")
+    return f
+
+
+def lexical_feats(body: str, tokens: Sequence[str]) -> list[str]:
+    """Words (of two characters or more), the first word and the character bigrams of the
+    marker-stripped text. ``learner.Model.matrix`` finds the same features without these strings."""
+    f = ["w=" + w for w in tokens if len(w) > 1]
+    if tokens:
+        f.append(f"w0={tokens[0]}")
     f += ["c2=" + body[k:k + 2] for k in range(len(body) - 1)]
     return f
 
@@ -474,5 +499,5 @@ def _neighbours(out: list[Context], sentences: Sequence[Sentence]) -> None:
         para_label.setdefault((s.article_id, s.para), c.label)
         prev_l = out[k - 1].label if k else "start"
         next_l = out[k + 1].label if k + 1 < len(out) else "end"
-        c.feats += [f"prev={prev_l}", f"next={next_l}", f"pn={prev_l}|{next_l}",
+        c.tail += [f"prev={prev_l}", f"next={next_l}", f"pn={prev_l}|{next_l}",
                     f"p1={para_label[(s.article_id, s.para)]}", f"rp={c.label}|{prev_l}"]

@@ -41,9 +41,12 @@ def theme_of(text: str) -> str:
     names, owners, pat = _themes()
     if pat is None:
         return OTHER
+    found = pat.findall(text)
+    if not found:  # most sentences: no theme word
+        return OTHER
     counts = [0] * len(names)
-    for w in pat.findall(text):
+    for w in found:
         for k in owners[w]:
             counts[k] += 1
-    best = max(range(len(names)), key=lambda k: (counts[k], -k))
-    return names[best] if counts[best] else OTHER
+    most = max(counts)
+    return names[counts.index(most)] if most else OTHER  # index: the first listed theme wins ties
