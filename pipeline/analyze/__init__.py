@@ -22,12 +22,12 @@ import pyarrow as pa
 from ..forked import Beside
 from ..season import SENTENCES, FolderMemo, docs_from_frames
 from .copies import combine_copies, copy_part, fetch_rows, find_copies
-from .figures import combine_figures, figure_part, figures_table
+from .figures import combine_figures, figure_table, figures_table
 from .keywords import combine_keywords, distinctive_words, keyword_part
 from .keywords import part_digest as keyword_digest
-from .matrix import combine_matrix, content_sentences, matrix_part, role_matrix
+from .matrix import combine_matrix, content_sentences, matrix_table, role_matrix
 from .problems import PROBLEM_LABELS, combine_problems, part_key, problem_parts, recurring_problems
-from .text import sentence_tokens, word_codes
+from .text import sentence_word_codes
 
 __all__ = ["analyze", "analyze_parts", "document_parts", "season_part", "role_matrix",
            "content_sentences", "distinctive_words", "recurring_problems", "find_copies",
@@ -52,16 +52,16 @@ def document_parts(doc: DocTables) -> dict[str, Any]:
     Frames are stored as Arrow tables: 1,000 of them unpickle several times faster."""
     content = content_sentences(doc["sentences"])
     problems, digests = problem_parts(content)
-    keywords = keyword_part(content, words=word_codes(sentence_tokens(content)))
+    keywords = keyword_part(content, words=sentence_word_codes(content))
     digests["keywords"] = keyword_digest(keywords)
     copies = copy_part(content)
     digests["copies"] = copies["digest"]  # a season of unchanged copy parts: the table from the memo
     return {
-        "matrix": _arrow(matrix_part(content)),
+        "matrix": matrix_table(content),
         "keywords": keywords,
         **problems,
         "copies": copies,
-        "figures": _arrow(figure_part(content)),
+        "figures": figure_table(content),
         DIGEST: digests,
     }
 
@@ -72,10 +72,6 @@ def season_part(doc: DocTables) -> dict[str, Any]:
     part = document_parts(doc)
     part[SENTENCES] = pa.Table.from_pandas(doc["sentences"], preserve_index=False)
     return part
-
-
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(df, preserve_index=False)
 
 
 def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.DataFrame],

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
 from .matrix import CONTENT_KINDS, content_sentences
-from .text import UNKNOWN_UNIT
+from .text import UNKNOWN_UNIT, str_list
 
 COLUMNS = ["doc_id_a", "doc_id_b", "article_id_a", "article_id_b", "unit_a", "unit_b", "text",
            "n_chars", "share_a", "share_b", "page_a", "page_b", "similarity"]
@@ -67,9 +67,33 @@ def _norm(text: str) -> str:
     return _NOISE.sub("", text)
 
 
-def _article_key(s: pd.DataFrame) -> pd.Series:
-    art = s["article_id"].fillna("").astype(str) if "article_id" in s else pd.Series("", index=s.index)
-    return art.where(art != "", "doc:" + s["doc_id"].astype(str))
+#: ``_NOISE`` for Arrow (RE2), its characters listed: RE2's ``\s`` is ASCII only, Python's is
+#: every ``str.isspace`` character (tests check the two remove the same characters)
+_PY_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + (
+    "\u2028\u2029\u202f\u205f\u3000")
+_NOISE_RE2 = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(
+    set(_PY_SPACE + "\u3000，,。.；;：:、！!？?“”\"'‘’（）()《》-—…*"))) + "]+"
+
+
+def _norm_column(text: pd.Series, order: list[int]) -> pa.Array:
+    """``_norm`` of each row's text (missing: ""), rows in ``order``. An Arrow-backed column is
+    cleaned by one Arrow kernel, not a Python regex call per sentence."""
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
+        arr = pc.fill_null(pa.array(text), "")
+        return pc.replace_substring_regex(arr, _NOISE_RE2, "").take(pa.array(order, pa.int64()))
+    return pa.array([_norm(t) for t in _pick(str_list(text), order)], pa.large_string())
+
+
+def _pick(values: list[Any], rows: list[int]) -> list[Any]:
+    return [values[i] for i in rows]
+
+
+def _first_codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``pd.factorize`` of a list of strings: codes in order of first appearance, and the values."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    return codes, list(index)
 
 
 def minhash_signatures(texts: list[str], num_perm: int = NUM_PERM, seed: int = SEED) -> np.ndarray:
@@ -172,25 +196,33 @@ def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
     """One file's share of the copy search: its articles (sorted by key) with their row counts
     and characters, each content row's normalized length, and for the long rows their text
     (each distinct text once, with its LSH band keys: the MinHash is computed here, once per
-    file) and where to fetch the sentence (``doc_id``, ``idx``) when a row ends up in a copy."""
+    file) and where to fetch the sentence (``doc_id``, ``idx``) when a row ends up in a copy.
+
+    On plain lists (a few hundred rows: pandas' assign/sort/factorize cost more than the work)."""
     s = content_sentences(sentences)
-    s = s.assign(key=_article_key(s), norm=s["text"].fillna("").astype(str).map(_norm))
-    s = s.sort_values(["key", "idx"], kind="stable")
-    nlen = s["norm"].str.len().to_numpy(dtype=np.int64)
-    key_codes, keys = pd.factorize(s["key"])  # sorted rows: keys in sorted order
+    # the columns fetch_rows reads, each fetched once (the digest below hashes them too)
+    cols = [c for c in _ROW_COLUMNS if c in s]
+    raw = {c: s[c].tolist() for c in cols}
+    doc_ids = str_list(s["doc_id"], raw.get("doc_id"))
+    art_ids = str_list(s["article_id"], raw["article_id"]) if "article_id" in raw else [""] * len(s)
+    key_of = [a or f"doc:{d}" for a, d in zip(art_ids, doc_ids, strict=True)]
+    idx_of = s["idx"].to_numpy(dtype=np.int64).tolist()
+    # rows by article key, then idx (a stable sort, as sort_values(kind="stable"))
+    order = sorted(range(len(s)), key=lambda i: (key_of[i], idx_of[i]))
+    norm = _norm_column(s["text"], order)
+    nlen = np.asarray(pc.utf8_length(norm), dtype=np.int64)  # characters, as len()
+    key_codes, keys = _first_codes(_pick(key_of, order))  # sorted rows: keys in sorted order
     long_rows = np.flatnonzero(nlen >= MIN_SENTENCE_CHARS)
-    codes, texts = pd.factorize(s["norm"].iloc[long_rows])
-    texts = [str(t) for t in texts]
+    codes, texts = _first_codes(norm.take(pa.array(long_rows)).to_pylist())
     sig = minhash_signatures(texts)
     # a content hash per text: what the memo of pair scores is keyed on
     hashes = np.fromiter((int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(),
                                          "little") for t in texts), dtype=np.uint64, count=len(texts))
-    doc_codes, docs = pd.factorize(s["doc_id"].astype(str))
+    doc_codes, docs = _first_codes(_pick(doc_ids, order))
     # what fetch_rows reads of this file: rows fetched once are reused while this is unchanged
-    cols = [c for c in _ROW_COLUMNS if c in s]
     digest = hashlib.blake2b(repr(cols).encode(), digest_size=16)
     for c in cols:
-        digest.update(repr(s[c].tolist()).encode("utf-8"))
+        digest.update(repr(_pick(raw[c], order)).encode("utf-8"))
     return {
         "keys": np.asarray(keys, dtype=object),
         "key_rows": np.bincount(key_codes, minlength=len(keys)).astype(np.int32),
@@ -203,7 +235,7 @@ def copy_part(sentences: pd.DataFrame) -> dict[str, Any]:
         "hashes": hashes,
         "docs": np.asarray(docs, dtype=object),
         "doc": doc_codes.astype(np.int32),
-        "idx": s["idx"].to_numpy(dtype=np.int64),
+        "idx": np.array(_pick(idx_of, order), dtype=np.int64),
         "digest": digest.hexdigest(),
     }
 

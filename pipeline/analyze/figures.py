@@ -12,15 +12,17 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..dictionaries import read_lines, read_table
 from ..resources import process_model
 from .matrix import content_sentences
-from .text import unit_names
+from .text import unit_list
 
 if TYPE_CHECKING:
     from jieba.posseg import POSTokenizer
@@ -185,21 +187,70 @@ def extract_figures(text: str, label: str = "") -> list[dict]:
 
 def figure_part(sentences: pd.DataFrame) -> pd.DataFrame:
     """One file's figures: one row per reported quantity in its report text."""
-    s = content_sentences(sentences)
-    s = s[s["text"].str.contains(r"\d", regex=True, na=False)]
-    rows = []
-    if not s.empty:
-        s = s.assign(unit=unit_names(s))
-        if "article_id" not in s:
-            s = s.assign(article_id="")
-        # plain lists: iterating rows of Arrow-backed columns is several times slower
-        cols = [s[c].tolist() for c in ("text", "label", "unit", "doc_id", "article_id", "page", "idx")]
-        for text, label, unit, doc_id, article_id, page, idx in zip(*cols, strict=True):
-            for f in extract_figures(text, label):
-                rows.append({"unit": unit, "doc_id": doc_id, "article_id": article_id, **f,
-                             "text": text, "page": page, "idx": idx, "label": label})
+    return _figure_frame(_figure_rows(sentences))
+
+
+def _figure_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.astype({"value": "float64", "is_target": "bool", "page": "Int64"})
+
+
+def _figure_rows(sentences: pd.DataFrame) -> list[dict[str, Any]]:
+    """``figure_part``'s rows, the sentences' values as pandas gives them (``tolist``)."""
+    s = content_sentences(sentences)
+    pos = _with_digits(s["text"])
+    rows: list[dict[str, Any]] = []
+    if not pos:
+        return rows
+    units = unit_list(s)
+    # plain lists: iterating rows of Arrow-backed columns is several times slower
+    cols = [s[c].tolist() if c in s else [""] * len(s)
+            for c in ("text", "label", "doc_id", "article_id", "page", "idx")]
+    for k in pos:
+        text, label, doc_id, article_id, page, idx = (c[k] for c in cols)
+        for f in extract_figures(text, label):
+            rows.append({"unit": units[k], "doc_id": doc_id, "article_id": article_id, **f,
+                         "text": text, "page": page, "idx": idx, "label": label})
+    return rows
+
+
+def _with_digits(text: pd.Series) -> list[int]:
+    r"""Rows whose text holds a digit, as ``text.str.contains(r"\d", na=False)`` finds them (on an
+    Arrow-backed column that is RE2's ASCII ``\d``: asked of Arrow directly, without the
+    Series round trip)."""
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
+        hit = pc.fill_null(pc.match_substring_regex(pa.array(text), r"\d"), False)
+        return np.flatnonzero(np.asarray(hit, dtype=bool)).tolist()
+    return np.flatnonzero(text.str.contains(r"\d", regex=True, na=False).to_numpy()).tolist()
+
+
+_TEXT_COLUMNS = ("unit", "doc_id", "article_id", "subject", "measure_unit", "text", "label")
+
+
+def figure_table(sentences: pd.DataFrame) -> pa.Table:
+    """``figure_part`` as the Arrow table a file's part holds. Rows of a run's values (text all
+    ``str``, ``page`` ints or NA, ``idx`` ints) go straight to Arrow (the table
+    ``pa.Table.from_pandas(figure_part(...))`` gives, pandas metadata included); anything else
+    through the frame."""
+    rows = _figure_rows(sentences)
+    plain = (rows and all(set(type(r[c]) for r in rows) <= {str} for c in _TEXT_COLUMNS)
+             and set(type(r["idx"]) for r in rows) <= {int}
+             and set(type(r["page"]) for r in rows) <= {int, type(pd.NA)})
+    if not plain:
+        return pa.Table.from_pandas(_figure_frame(rows), preserve_index=False)
+    schema = _part_schema()
+    return pa.Table.from_arrays(
+        [pa.array([r[c] for r in rows], schema.field(c).type, from_pandas=True) for c in COLUMNS],
+        schema=schema)
+
+
+@cache
+def _part_schema() -> pa.Schema:
+    """The schema (pandas metadata included) of ``figure_part``'s frame of a run's rows."""
+    dtypes = {c: "str" for c in COLUMNS} | {"value": "float64", "is_target": "bool", "page": "Int64",
+                                            "idx": "int64"}
+    empty = pd.DataFrame({c: pd.Series([], dtype=t) for c, t in dtypes.items()})
+    return pa.Schema.from_pandas(empty, preserve_index=False)
 
 
 def combine_figures(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:

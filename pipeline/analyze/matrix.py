@@ -2,26 +2,69 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from functools import cache
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from .text import UNKNOWN_UNIT
 
 CONTENT_KINDS = ("body", "heading")
+OTHER_THEME = "其他"
 _KEYS = ["unit", "theme", "label"]
 
 
 def content_sentences(sentences: pd.DataFrame) -> pd.DataFrame:
     """Sentences that are report text (not furniture, TOC lines or table rows)."""
-    keep = sentences["kind"].isin(CONTENT_KINDS).to_numpy()
+    kind = sentences["kind"]
+    if isinstance(kind.dtype, pd.StringDtype) and kind.dtype.storage == "pyarrow":
+        # every part asks again of the frame already filtered: Arrow answers ~5x faster than isin
+        keep = np.asarray(pc.is_in(pa.array(kind), value_set=_content_kinds()), dtype=bool)
+    else:
+        keep = kind.isin(CONTENT_KINDS).to_numpy()
     return sentences if keep.all() else sentences[keep]  # already content only: no copy
+
+
+@cache
+def _content_kinds() -> pa.Array:
+    return pa.array(CONTENT_KINDS, pa.large_string())
 
 
 def matrix_part(sentences: pd.DataFrame) -> pd.DataFrame:
     """One file's (unit, theme, label) sentence counts ``n``: what the season matrix sums."""
     s = content_sentences(sentences)
-    s = s.assign(unit=s["unit"].replace("", "(未识别)"), theme=s["theme"].replace("", "其他"))
+    s = s.assign(unit=s["unit"].replace("", UNKNOWN_UNIT), theme=s["theme"].replace("", OTHER_THEME))
     return s.groupby(_KEYS, sort=True).size().rename("n").reset_index()
+
+
+def matrix_table(sentences: pd.DataFrame) -> pa.Table:
+    """``matrix_part`` as the Arrow table a file's part holds. A run's rows (unit, theme and label
+    all text) are counted in Python, without a pandas groupby on a few hundred rows (the table
+    ``pa.Table.from_pandas(matrix_part(...))`` gives, pandas metadata included); anything else
+    goes through ``matrix_part``."""
+    s = content_sentences(sentences)
+    cols = [s[c].tolist() for c in _KEYS] if len(s) and set(_KEYS) <= set(s.columns) else None
+    if cols is None or not all(type(v) is str for c in cols for v in c):
+        return pa.Table.from_pandas(matrix_part(s), preserve_index=False)
+    unit, theme, label = cols
+    counts = Counter(zip([u or UNKNOWN_UNIT for u in unit], [t or OTHER_THEME for t in theme], label,
+                         strict=True))
+    keys = sorted(counts)  # as groupby(sort=True): by unit, theme, label (code points)
+    schema = _part_schema()
+    arrays = [pa.array([k[i] for k in keys], schema.field(i).type) for i in range(3)]
+    return pa.Table.from_arrays([*arrays, pa.array([counts[k] for k in keys], pa.int64())],
+                                schema=schema)
+
+
+@cache
+def _part_schema() -> pa.Schema:
+    """The schema (pandas metadata included) of ``matrix_part``'s frame of a run's rows."""
+    empty = pd.DataFrame({c: pd.Series([], dtype="str") for c in _KEYS} | {"n": pd.Series([], dtype="int64")})
+    return pa.Schema.from_pandas(empty, preserve_index=False)
 
 
 def combine_matrix(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from functools import cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 from ..dictionaries import read_lines, read_table
 from ..resources import process_model
 from .matrix import content_sentences
-from .text import clause_words, content_words, group_keys, tfidf_matrix, token_lists, unit_names
+from .text import clause_words, content_words, group_key_list, tfidf_matrix, token_lists, unit_list
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -73,13 +74,16 @@ def topic_words(text: str) -> list[str]:
 
 def topic_from_words(words: Iterable[str]) -> list[str]:
     """``topic_words`` from a text's content words (already cut)."""
+    return _topics([words])[0]
+
+
+def _topics(word_lists: Iterable[Iterable[str]]) -> list[list[str]]:
+    """``topic_from_words`` of many word lists: each distinct word's topic words (none for a
+    generic word, else itself and its synonyms) looked up once, each list then chained."""
     generic, syn = _generic(), _synonyms()
-    out: list[str] = []
-    for w in words:
-        if w not in generic:
-            out.append(w)
-            out.extend(syn.get(w, ()))
-    return out
+    lists = [ws if isinstance(ws, list) else list(ws) for ws in word_lists]
+    expand = {w: () if w in generic else (w, *syn.get(w, ())) for w in {w for ws in lists for w in ws}}
+    return [list(chain.from_iterable(map(expand.__getitem__, ws))) for ws in lists]
 
 
 def _split(text: str, tokens: Sequence[str] | None, label: str) -> list[tuple[str, list[str]]]:
@@ -117,27 +121,46 @@ ITEM_COLUMNS = ["label", "unit", "key", "doc_id", "article_id", "text", "sentenc
 def problem_items(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LABELS) -> pd.DataFrame:
     """One row per problem statement (a clause or a sentence) of the given labels, with its
     content words (``words``) taken from the segment stage's tokens."""
-    s = content_sentences(sentences)
-    s = s[s["label"].isin(labels)]
-    if s.empty:
+    return _items_frame(_statements(sentences, labels))
+
+
+def _items_frame(rows: list[tuple[Any, ...]] | None) -> pd.DataFrame:
+    if rows is None:
         return pd.DataFrame(columns=ITEM_COLUMNS)
-    s = s.assign(unit=unit_names(s), key=group_keys(s))
-    if "article_id" not in s:
-        s = s.assign(article_id="")
-    if "theme" not in s:
-        s = s.assign(theme="")
-    toks = token_lists(s["tokens"]) if "tokens" in s else [None] * len(s)
-    cols = {c: s[c].tolist() for c in ("label", "unit", "key", "doc_id", "article_id", "text", "page",
-                                       "idx", "theme")}  # plain lists: itertuples over Arrow columns is slow
-    rows = []
-    for k, (text, label, tk) in enumerate(zip(cols["text"], cols["label"], toks, strict=True)):
-        for item, words in _split(text, tk, label):
-            rows.append((label, cols["unit"][k], cols["key"][k], cols["doc_id"][k],
-                         cols["article_id"][k], item, text, cols["page"][k], cols["idx"][k],
-                         cols["theme"][k], words))
     out = pd.DataFrame.from_records(rows, columns=ITEM_COLUMNS)
     out["page"] = out["page"].astype("Int64")
     return out
+
+
+def _statements(sentences: pd.DataFrame, labels: tuple[str, ...]) -> list[tuple[Any, ...]] | None:
+    """``problem_items`` as row tuples (ITEM_COLUMNS), the columns' values as pandas gives them
+    (``tolist``); None when no sentence has one of the labels. Columns are read as plain lists
+    and only the labelled rows picked (a frame selection copies all ~18 columns)."""
+    s = content_sentences(sentences)
+    pos = np.flatnonzero(s["label"].isin(labels).to_numpy()).tolist()
+    if not pos:
+        return None
+
+    def pick(values: list[Any]) -> list[Any]:
+        return [values[i] for i in pos]
+
+    # each column's values as pandas gives them, fetched once; "" where a column is absent
+    raw = {c: s[c].tolist() for c in ("text", "label", "doc_id", "article_id", "page", "idx",
+                                      "theme", "unit", "tokens") if c in s}
+
+    def col(name: str) -> list[Any]:
+        return pick(raw[name]) if name in raw else [""] * len(pos)
+
+    texts, labs, doc_id, article_id, page, idx, theme = map(
+        col, ("text", "label", "doc_id", "article_id", "page", "idx", "theme"))
+    unit, key = pick(unit_list(s, raw)), pick(group_key_list(s, raw))
+    toks = token_lists(col("tokens")) if "tokens" in raw else [None] * len(pos)
+    rows = []
+    for k, (text, label, tk) in enumerate(zip(texts, labs, toks, strict=True)):
+        for item, words in _split(text, tk, label):
+            rows.append((label, unit[k], key[k], doc_id[k], article_id[k], item, text, page[k],
+                         idx[k], theme[k], words))
+    return rows
 
 
 def _cluster_block(x: sp.csr_matrix, threshold: float) -> np.ndarray:
@@ -264,14 +287,15 @@ def anchor_blocks(anchors: np.ndarray, themes: list[str], block_size: int = BLOC
 
 
 def _anchor_hashes(texts: list[str], words: list[list[str]]) -> list[int]:
-    """``_anchor_hash`` of every item: each distinct word ranked by ``_specificity`` once (a
-    sort), the anchor is the word of least rank, each distinct anchor hashed once."""
-    vocab = sorted({w for ws in words for w in ws}, key=_specificity)
-    rank = {w: i for i, w in enumerate(vocab)}
+    """``_anchor_hash`` of every item: ``_specificity`` of each distinct word computed once, the
+    anchor is the item's word of least specificity, each distinct anchor hashed once."""
+    freq = _dict_freq()  # the dictionary looked up once, not per word
+    spec = {w: (freq.get(w, 0), -len(w), w) for w in {w for ws in words for w in ws}}
+    least = spec.__getitem__
     hashes: dict[str, int] = {}
     out = []
     for t, ws in zip(texts, words, strict=True):
-        a = vocab[min(map(rank.__getitem__, ws))] if ws else t
+        a = min(ws, key=least) if ws else t
         h = hashes.get(a)
         if h is None:
             h = hashes[a] = int.from_bytes(hashlib.blake2b(a.encode("utf-8"), digest_size=8).digest(),
@@ -331,11 +355,16 @@ def _part_frame(items: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=PART_COLUMNS)
     if "theme" not in items:
         items = items.assign(theme="")
-    words = items["words"].tolist()
-    topics = [topic_from_words(ws) for ws in words]
-    anchors = _anchor_hashes(items["text"].tolist(), topics)
-    return items.assign(words=[" ".join(ws) for ws in words], topic=[" ".join(t) for t in topics],
+    words, topics, anchors = _item_words(items["words"].tolist(), items["text"].tolist())
+    return items.assign(words=words, topic=topics,
                         anchor=np.array(anchors, dtype=np.uint64))[PART_COLUMNS]
+
+
+def _item_words(words: list[list[str]], texts: list[str]) -> tuple[list[str], list[str], list[int]]:
+    """Per item: its content words and its topic words, space-joined, and its anchor hash."""
+    topics = _topics(words)
+    anchors = _anchor_hashes(texts, topics)
+    return [" ".join(ws) for ws in words], [" ".join(t) for t in topics], anchors
 
 
 def part_key(label: str) -> str:
@@ -348,8 +377,23 @@ def problem_parts(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
                   ) -> tuple[dict[str, pa.Table], dict[str, str]]:
     """One file's items per label (``part_key(label)`` → Arrow table) and a content digest of
     each. Arrow, not a pickled DataFrame: a season combine loads 1,000 of them (buffers unpickle
-    at memory speed) and concatenates them without copying."""
-    items = problem_part(sentences, labels)
+    at memory speed) and concatenates them without copying.
+
+    The items of a run's rows (``_plain``) go from Python lists straight to Arrow and to their
+    digests (``_plain_parts``): the tables and digests the items' frame gives (``_frame_parts``,
+    taken for anything else), without a dozen pandas steps per label on a few hundred rows."""
+    rows = _statements(sentences, labels)
+    if rows:
+        cols = dict(zip(ITEM_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        if _plain(cols):
+            cols["words"], cols["topic"], cols["anchor"] = _item_words(cols["words"], cols["text"])
+            return _plain_parts(cols, labels)
+    return _frame_parts(_part_frame(_items_frame(rows)), labels)
+
+
+def _frame_parts(items: pd.DataFrame, labels: tuple[str, ...]
+                 ) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """``problem_parts`` from the items' frame (``_part_frame``)."""
     parts: dict[str, pa.Table] = {}
     digests: dict[str, Any] = {}
     for label in labels:
@@ -357,6 +401,58 @@ def problem_parts(sentences: pd.DataFrame, labels: tuple[str, ...] = PROBLEM_LAB
         parts[part_key(label)] = _to_arrow(it)
         digests[part_key(label)] = frame_digest(it)
         digests[SHAPE + part_key(label)], digests[IDS + part_key(label)] = _shape(it)
+    return parts, digests
+
+
+#: the item columns of text: in a run's rows each value is a ``str``
+_TEXT_COLUMNS = ("label", "unit", "key", "doc_id", "article_id", "text", "sentence", "theme")
+
+
+def _plain(cols: Mapping[str, list[Any]]) -> bool:
+    """Whether the items' columns hold what a run's rows give, so that their frame has the dtypes
+    ``_part_schema`` is made of: text all ``str`` (none missing), ``idx`` all ``int``, ``page``
+    ``int`` or ``pd.NA`` (an ``Int64`` column's ``tolist``)."""
+    return (all(set(map(type, cols[c])) <= {str} for c in _TEXT_COLUMNS)
+            and set(map(type, cols["idx"])) <= {int}
+            and set(map(type, cols["page"])) <= {int, type(pd.NA)})
+
+
+@cache
+def _part_schema() -> pa.Schema:
+    """The Arrow schema, pandas metadata included (the combine's frames get their dtypes from
+    it), ``_to_arrow`` gives the items of a run's rows."""
+    dtypes = {c: "str" for c in PART_COLUMNS} | {"page": "Int64", "idx": "int64", "anchor": "uint64"}
+    empty = pd.DataFrame({c: pd.Series([], dtype=t) for c, t in dtypes.items()})
+    return pa.Schema.from_pandas(empty, preserve_index=False)
+
+
+def _plain_parts(cols: Mapping[str, list[Any]], labels: tuple[str, ...]
+                 ) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    """``_frame_parts`` from the items' columns as lists (PART_COLUMNS, ``_plain``): per label the
+    same Arrow table, ``frame_digest`` and ``_shape``."""
+    schema = _part_schema()
+    rest = [c for c in PART_COLUMNS if c not in _ID_COLUMNS]  # what ``_shape`` hashes, then "ids"
+    parts: dict[str, pa.Table] = {}
+    digests: dict[str, Any] = {}
+    for label in labels:
+        sel = [k for k, lab in enumerate(cols["label"]) if lab == label]
+        sub = {c: [cols[c][k] for k in sel] for c in PART_COLUMNS}
+        parts[part_key(label)] = pa.Table.from_arrays(
+            [pa.array(sub[c], type=schema.field(c).type, from_pandas=True) for c in PART_COLUMNS],
+            schema=schema)
+        joined = {c: _joined(sub[c]) for c in PART_COLUMNS}  # hashed by both digests
+        full = _hash(PART_COLUMNS, len(sel), [joined[c] for c in PART_COLUMNS])
+        if not sel:  # ``_shape`` of no items
+            digests[part_key(label)] = digests[SHAPE + part_key(label)] = full
+            digests[IDS + part_key(label)] = []
+            continue
+        index: dict[tuple[Any, Any], int] = {}
+        codes = [index.setdefault(pair, len(index))
+                 for pair in zip(sub["doc_id"], sub["article_id"], strict=True)]
+        digests[part_key(label)] = full
+        digests[SHAPE + part_key(label)] = _hash(rest + ["ids"], len(sel),
+                                                 [joined[c] for c in rest] + [_joined(codes)])
+        digests[IDS + part_key(label)] = list(index)
     return parts, digests
 
 
@@ -387,10 +483,20 @@ def frame_digest(df: pd.DataFrame) -> str:
     """A content hash of a frame (column names and values as text; never Python's salted
     ``hash``). Per column one join of its values' ``repr``: a few hundred rows hash in well under
     a millisecond."""
-    h = hashlib.blake2b(repr(list(df.columns)).encode(), digest_size=16)
-    h.update(str(len(df)).encode())
-    for c in df.columns:
-        h.update("\x1f".join(map(repr, df[c].tolist())).encode("utf-8", "surrogatepass") + b"\x1e")
+    return _hash(list(df.columns), len(df), [_joined(df[c].tolist()) for c in df.columns])
+
+
+def _joined(values: list[Any]) -> bytes:
+    """One column's share of ``frame_digest``: its values' ``repr`` joined."""
+    return "\x1f".join(map(repr, values)).encode("utf-8", "surrogatepass") + b"\x1e"
+
+
+def _hash(columns: list[str], n: int, joined: list[bytes]) -> str:
+    """``frame_digest`` of a frame of ``n`` rows from its column names and ``_joined`` values."""
+    h = hashlib.blake2b(repr(columns).encode(), digest_size=16)
+    h.update(str(n).encode())
+    for j in joined:
+        h.update(j)
     return h.hexdigest()
 
 

@@ -7,14 +7,16 @@ per document and cached with it); only when that column is missing or empty is a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..dictionaries import read_lines
 
@@ -68,7 +70,16 @@ def clauses(text: str, strong_only: bool = False) -> list[str]:
     return [p.strip(_STRIP) for p in parts if p.strip(_STRIP)]
 
 
-_CONTENT: dict[str, bool] = {}  # is_content_word per distinct token, filled as tokens are seen
+#: per distinct token, filled as tokens are seen: 1 a content word, 2 a clause mark, 4 a mark that
+#: also ends a strong clause (as ``t in _CLAUSE_CHARS`` / ``t in _SENTENCE_CHARS`` find them)
+_KIND: dict[str, int] = {}
+_WORD, _MARK, _STRONG_MARK = 1, 2, 4
+
+
+def _token_kind(t: str) -> int:
+    if t in _CLAUSE_CHARS or t in _SENTENCE_CHARS:  # a mark is never a content word
+        return (_MARK if t in _CLAUSE_CHARS else 0) | (_STRONG_MARK if t in _SENTENCE_CHARS else 0)
+    return _WORD if is_content_word(t) else 0
 
 
 def clause_words(text: str, tokens: Sequence[str] | None,
@@ -76,36 +87,36 @@ def clause_words(text: str, tokens: Sequence[str] | None,
     """``clauses(text)``, each with its content words, taken from the sentence's ``tokens``.
 
     jieba emits every punctuation mark as a token of its own, so splitting the token list at the
-    same marks gives the same clauses (one pass: split and stop-word filter together); when it
-    does not line up (tokens missing or stale) the clauses are cut again — always right, only
-    slower.
+    same marks gives the same clauses (one pass: split and stop-word filter together, one lookup
+    per token); when it does not line up (tokens missing or stale) the clauses are cut again —
+    always right, only slower.
     """
     split = _SENTENCE_SPLIT if strong_only else _CLAUSE_SPLIT
     raw = split.split(text)
     if tokens is not None and len(tokens):
-        marks = _SENTENCE_CHARS if strong_only else _CLAUSE_CHARS
-        known = _CONTENT
+        at = _STRONG_MARK if strong_only else _MARK
+        kinds = _KIND
         groups: list[list[str]] = [[]]
         cur = groups[0]
         for t in tokens:
-            if t in marks:
+            k = kinds.get(t)
+            if k is None:
+                k = kinds[t] = _token_kind(t)
+            if k & at:
                 cur = []
                 groups.append(cur)
-                continue
-            ok = known.get(t)
-            if ok is None:
-                ok = known[t] = is_content_word(t)
-            if ok:
+            elif k & _WORD:
                 cur.append(t)
         if len(groups) == len(raw):
-            return [(p.strip(_STRIP), g) for p, g in zip(raw, groups, strict=True) if p.strip(_STRIP)]
+            return [(p, g) for p, g in zip((r.strip(_STRIP) for r in raw), groups, strict=True) if p]
     return [(p, content_words(p)) for p in clauses(text, strong_only)]
 
 
-def token_lists(column: pd.Series) -> list[list[str] | None]:
-    """The ``tokens`` column as word lists: space-joined strings (as runs write them) or lists."""
+def token_lists(column: pd.Series | Sequence[Any]) -> list[list[str] | None]:
+    """The ``tokens`` column (or some of its values) as word lists: space-joined strings (as runs
+    write them) or lists."""
     out: list[list[str] | None] = []
-    for toks in column.tolist():
+    for toks in column.tolist() if isinstance(column, pd.Series) else column:
         if isinstance(toks, str):
             out.append(toks.split(" ") if toks else None)
         elif isinstance(toks, (list, tuple, np.ndarray)) and len(toks):
@@ -164,7 +175,31 @@ def word_codes(token_lists: Sequence[Sequence[str]]) -> WordCodes:
     lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n)
     flat = np.fromiter(chain.from_iterable(token_lists), dtype=object, count=int(lengths.sum()))
     codes, uniq = pd.factorize(flat)  # order of first appearance: deterministic
-    keep_word = np.fromiter((is_content_word(w) for w in uniq), dtype=bool, count=len(uniq))
+    return _content_codes(codes, uniq, lengths)
+
+
+def sentence_word_codes(s: pd.DataFrame) -> WordCodes:
+    """``word_codes(sentence_tokens(s))``. When every row has its ``tokens`` (an Arrow-backed text
+    column, as runs give it) they are split and numbered by Arrow: no Python list per sentence."""
+    toks = s["tokens"] if "tokens" in s else None
+    if (toks is None or not isinstance(toks.dtype, pd.StringDtype) or toks.dtype.storage != "pyarrow"
+            or not len(toks)):
+        return word_codes(sentence_tokens(s))
+    arr = pa.array(toks)
+    if arr.null_count or pc.min(pc.binary_length(arr)).as_py() == 0:  # a row to cut again
+        return word_codes(sentence_tokens(s))
+    lists = pc.split_pattern(arr, " ")  # str.split(" ")
+    lengths = np.asarray(pc.list_value_length(lists), dtype=np.int64)
+    enc = pc.dictionary_encode(lists.flatten())  # order of first appearance, as pd.factorize
+    codes = np.asarray(enc.indices, dtype=np.int64)
+    return _content_codes(codes, np.asarray(enc.dictionary.to_pylist(), dtype=object), lengths)
+
+
+def _content_codes(codes: np.ndarray, uniq: np.ndarray, lengths: np.ndarray) -> WordCodes:
+    """``WordCodes`` of the content words from every token's code into ``uniq`` (first-appearance
+    order) and each row's token count."""
+    n = len(lengths)
+    keep_word = np.fromiter(map(is_content_word, uniq), dtype=bool, count=len(uniq))
     keep = keep_word[codes] if len(codes) else np.zeros(0, dtype=bool)
     rows = np.repeat(np.arange(n), lengths)[keep]
     new_code = np.cumsum(keep_word) - 1
@@ -174,19 +209,42 @@ def word_codes(token_lists: Sequence[Sequence[str]]) -> WordCodes:
                      offsets=offsets)
 
 
+def str_list(column: pd.Series, values: list[Any] | None = None) -> list[str]:
+    """``column.fillna("").astype(str).tolist()``: a text column with no value missing (what
+    runs give) is already that list, without two pandas steps per column. ``values``: the
+    column's ``tolist()`` when already fetched."""
+    values = column.tolist() if values is None else values
+    if set(map(type, values)) <= {str}:
+        return values
+    missing = column.isna().to_numpy()
+    return ["" if m else str(v) for v, m in zip(values, missing, strict=True)]
+
+
+def unit_list(sentences: pd.DataFrame, raw: Mapping[str, list[Any]] | None = None) -> list[str]:
+    """``unit_names`` as a list (``raw``: columns' ``tolist()`` already fetched, by name)."""
+    return [u or UNKNOWN_UNIT for u in str_list(sentences["unit"], (raw or {}).get("unit"))]
+
+
 def unit_names(sentences: pd.DataFrame, articles: pd.DataFrame | None = None) -> pd.Series:
     """The unit each sentence belongs to, with the unrecognised ones under one placeholder."""
-    unit = sentences["unit"].fillna("").astype(str)
-    return unit.where(unit != "", UNKNOWN_UNIT)
+    return pd.Series(unit_list(sentences), index=sentences.index, dtype="str", name="unit")
+
+
+def group_key_list(sentences: pd.DataFrame, raw: Mapping[str, list[Any]] | None = None) -> list[str]:
+    """Who reported a sentence, for "recurs across units": the unit, else the article, else the
+    doc (``raw``: as for ``unit_list``)."""
+    raw = raw or {}
+    unit = str_list(sentences["unit"], raw.get("unit"))
+    art = (str_list(sentences["article_id"], raw.get("article_id")) if "article_id" in sentences
+           else [""] * len(sentences))
+    doc = str_list(sentences["doc_id"], raw.get("doc_id"))
+    return [f"unit:{u}" if u else f"article:{a}" if a else f"doc:{d}"
+            for u, a, d in zip(unit, art, doc, strict=True)]
 
 
 def group_keys(sentences: pd.DataFrame) -> pd.Series:
-    """Who reported a sentence, for "recurs across units": the unit, else the article, else the doc."""
-    unit = sentences["unit"].fillna("").astype(str)
-    art = sentences.get("article_id", pd.Series("", index=sentences.index)).fillna("").astype(str)
-    doc = sentences["doc_id"].fillna("").astype(str)
-    fallback = ("article:" + art).where(art != "", "doc:" + doc)
-    return ("unit:" + unit).where(unit != "", fallback)
+    """``group_key_list`` as a column."""
+    return pd.Series(group_key_list(sentences), index=sentences.index, dtype="str", name="unit")
 
 
 #: what sklearn's char analyzer collapses to one space before cutting n-grams

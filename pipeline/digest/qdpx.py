@@ -17,7 +17,7 @@ same corpus gives the same bytes; REFI-QDA makes creation times optional).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import pandas as pd
 from lxml import etree
 
 from .. import __version__
-from .common import ROLE_NAMES, ROLES, XML_ILLEGAL, clean_text, map_unique, unit_name
+from .common import ROLE_NAMES, ROLES, XML_ILLEGAL, clean_text, unit_name
 from .xlsx import file_name, season_parts
 from .zipparts import Deflated, ZipWriter, deflate, stored
 
@@ -116,28 +116,53 @@ def _floats(s: pd.DataFrame, name: str) -> np.ndarray | None:
     return s[name].to_numpy(dtype="float64", na_value=np.nan) if name in s.columns else None
 
 
+def _map_values(values: list[Any], func: Callable[[Any], Any]) -> list[Any]:
+    """``[func(v) for v in values]``, func called once per distinct value (a file repeats its
+    unit and its themes on every row)."""
+    done: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        r = done.get(v, done)
+        if r is done:
+            r = done[v] = func(v)
+        out.append(r)
+    return out
+
+
 def document_part(doc: dict[str, pd.DataFrame]) -> SourcePart | None:
     """One file's source text and coded selections, compressed (None when it has no sentences)."""
     s = doc.get("sentences")
     if not isinstance(s, pd.DataFrame) or not len(s) or "text" not in s.columns:
         return None
-    if "idx" in s.columns:  # Document.text is the sentences in idx order
-        s = s.iloc[np.argsort(s["idx"].to_numpy(dtype="int64", na_value=-1), kind="stable")]
-    doc_id = str(s["doc_id"].iloc[0])
+    # Document.text is the sentences in idx order: the columns are read as lists and put in that
+    # order (a frame selection would copy all ~18 columns, most of them not needed here)
+    n = len(s)
+    idx_all = s["idx"].to_numpy(dtype="int64", na_value=-1) if "idx" in s.columns else np.arange(n)
+    order = np.argsort(idx_all, kind="stable")
+    in_order = bool((order == np.arange(n)).all())
+
+    def col(values: list[Any]) -> list[Any]:
+        return values if in_order else [values[i] for i in order.tolist()]
+
+    def floats(name: str) -> np.ndarray | None:
+        f = _floats(s, name)
+        return f if f is None or in_order else f[order]
+
+    doc_id = str(s["doc_id"].iloc[int(order[0])])
     sg = guid("source", doc_id)
     texts = [t if isinstance(t, str) else "" if t is None or t != t else str(t)
-             for t in s["text"].astype(object).tolist()]
+             for t in col(s["text"].tolist())]
     text = "\n".join(texts)
     if XML_ILLEGAL.search(text):  # rare: clean this document's sentences, then join again
         texts = [clean_text(t) for t in texts]
         text = "\n".join(texts)
-    starts, ends = offsets(texts, _floats(s, "start"), _floats(s, "end"), text)
-    labels = s["label"].astype(object).tolist() if "label" in s.columns else [None] * len(s)
+    starts, ends = offsets(texts, floats("start"), floats("end"), text)
+    labels = col(s["label"].tolist()) if "label" in s.columns else [None] * n
     roles = [ROLES.index(lab) + 1 if lab in ROLES else 0 for lab in labels]
-    themes = (map_unique(s["theme"], lambda t: clean_text(t).strip()).tolist() if "theme" in s.columns
-              else [""] * len(s))
-    idx = s["idx"].to_numpy(dtype="int64", na_value=-1).tolist() if "idx" in s.columns else list(range(len(s)))
-    units = map_unique(s["unit"], unit_name).tolist() if "unit" in s.columns else None
+    themes = (col(_map_values(s["theme"].tolist(), lambda t: clean_text(t).strip()))
+              if "theme" in s.columns else [""] * n)
+    idx = idx_all[order].tolist()
+    units = col(_map_values(s["unit"].tolist(), unit_name)) if "unit" in s.columns else None
     theme_guid = {t: guid("code", "theme", t) for t in set(themes) - {""}}
     stamp = f'creatingUser="{USER}"'
     out: list[str] = []

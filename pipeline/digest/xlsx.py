@@ -353,7 +353,11 @@ def row_cells(df: pd.DataFrame, wrap: frozenset[str] | set[str]) -> pa.Array:
         columns: list[Any] = pa.Table.from_pandas(df, preserve_index=False).columns
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         columns = [df.iloc[:, i] for i in range(len(df.columns))]
-    cols = [column_cells(v, str(c) in wrap) for v, c in zip(columns, df.columns, strict=True)]
+    return _joined_cells(columns, [str(c) for c in df.columns], wrap)
+
+
+def _joined_cells(columns: list[Any], names: list[str], wrap: frozenset[str] | set[str]) -> pa.Array:
+    cols = [column_cells(v, c in wrap) for v, c in zip(columns, names, strict=True)]
     return pc.binary_join_element_wise(_L("<row>"), *cols, _L("</row>"), _L(""))
 
 
@@ -375,12 +379,16 @@ def file_name(doc: dict[str, pd.DataFrame]) -> str | None:
 def sentence_rows(s: pd.DataFrame, name: str | None, with_file: bool) -> pd.DataFrame:
     """The sentences for analysts: contract columns first, then the useful rest, then `file` (the
     document's file name, so no lookup in the documents sheet is needed)."""
-    contract = [c for c in SHEETS["sentences"] if c in s.columns]
-    rest = [c for c in s.columns if c not in contract and c not in SENTENCE_INTERNAL]
-    out = s[contract + rest]  # a selection: the frame's columns are shared, not copied
+    out = s[_sheet_columns(s)]  # a selection: the frame's columns are shared, not copied
     if with_file and "file" not in out.columns:
         out = out.assign(file=name)
     return out
+
+
+def _sheet_columns(s: pd.DataFrame) -> list[str]:
+    """``sentence_rows``' columns of the frame: contract columns first, then the useful rest."""
+    contract = [c for c in SHEETS["sentences"] if c in s.columns]
+    return contract + [c for c in s.columns if c not in contract and c not in SENTENCE_INTERNAL]
 
 
 def document_part(doc: dict[str, pd.DataFrame]) -> SheetPart:
@@ -388,7 +396,21 @@ def document_part(doc: dict[str, pd.DataFrame]) -> SheetPart:
     s = doc.get("sentences")
     if not isinstance(s, pd.DataFrame):
         s = pd.DataFrame(columns=SHEETS["sentences"])
-    rows = sentence_rows(s, file_name(doc), isinstance(doc.get("documents"), pd.DataFrame))
+    name = file_name(doc)
+    with_file = isinstance(doc.get("documents"), pd.DataFrame)
+    columns = _sheet_columns(s)
+    if len(s) and name is not None and with_file and "file" not in columns:
+        # Arrow straight from the file's frame, the file name a column of its own: what
+        # ``rows_xml(sentence_rows(...))`` gives, without a pandas selection and assign
+        try:
+            t = pa.Table.from_pandas(s, columns=columns, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            t = None
+        if t is not None:
+            t = t.append_column("file", pa.array([name] * len(s), pa.large_string()))
+            xml = _text_data(_joined_cells(t.columns, t.column_names, SENTENCE_WRAP))[0]
+            return SheetPart(tuple(t.column_names), len(s), deflate(xml))
+    rows = sentence_rows(s, name, with_file)
     return SheetPart(tuple(map(str, rows.columns)), len(rows),
                      deflate(rows_xml(rows, SENTENCE_WRAP)))
 
