@@ -148,9 +148,9 @@ def main() -> None:
     pipe_rate = chars / full_s
     print(f"full run (cold, median of {len(full)}): {full_s:.1f} s wall; "
           f"stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
-    if manifest.get("analyze_timings"):
-        print("  analysis tables: " + ", ".join(
-            f"{k} {v:.1f}s" for k, v in manifest["analyze_timings"].items()))
+    for key, what in (("analyze_timings", "analysis tables"), ("digest_timings", "deliverables")):
+        if manifest.get(key):
+            print(f"  {what}: " + ", ".join(f"{k} {v:.1f}s" for k, v in manifest[key].items()))
     print(f"  sentences {manifest['sentences']:,}; ok {manifest['ok']}, rejected {manifest['rejected']}")
     print(f"chars/s: whole pipeline {pipe_rate:,.0f} | per-document stages only {chars / docs_s:,.0f} "
           f"| bare jieba.lcut (1 process) {jieba_rate:,.0f} "
@@ -163,9 +163,10 @@ def main() -> None:
     print(f"  last rerun: reused {rerun_manifest.get('reused')} of {rerun_manifest.get('files_in')}; "
           f"memo {rerun_manifest.get('memo')}; stages: "
           + ", ".join(f"{k} {v:.2f}s" for k, v in rerun_manifest["timings"].items()))
-    if rerun_manifest.get("analyze_timings"):
-        print("  last rerun's analysis tables: " + ", ".join(
-            f"{k} {v:.2f}s" for k, v in rerun_manifest["analyze_timings"].items()))
+    for key, what in (("analyze_timings", "analysis tables"), ("digest_timings", "deliverables")):
+        if rerun_manifest.get(key):
+            print(f"  last rerun's {what}: " + ", ".join(
+                f"{k} {v:.2f}s" for k, v in rerun_manifest[key].items()))
     print(f"peak RSS: main process {rss_main:,.0f} MiB, largest process of the run {rss_worker:,.0f} MiB "
           f"(goal ≤ 1024)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")

@@ -282,6 +282,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         raise RunError(str(e)) from None
 
 
+def _table_file(name: str) -> str:
+    return f"{name}.csv" if name == "documents" else f"{name}.parquet"
+
+
 def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, Any]:
     # season-level stages imported here, not at module level: they are not needed to start
     from .analyze import analyze_parts
@@ -307,6 +311,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     timings: dict[str, float] = {}
     peak: dict[str, float] = {}  # this process's peak RSS (MiB) once each stage is done
     table_timings: dict[str, float] = {}  # seconds of each analysis table
+    digest_timings: dict[str, float] = {}  # seconds of each deliverable
     entries: list[Entry | None] = [None] * len(files)
     keys: list[str | None] = [None] * len(files)
     todo: list[int] = []
@@ -374,9 +379,18 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             task = progress.stage("analyze", None)
             t0 = time.perf_counter()
             memo = FolderMemo(cache_root / f"memo-{parts_version[:16]}") if cfg.use_cache else None
+            written: dict[str, float] = {}  # tables written during the analysis: their seconds
+
+            def write_now(name: str, df: pd.DataFrame) -> None:
+                t = time.perf_counter()
+                write_table(df, staging / _table_file(name))
+                written[name] = time.perf_counter() - t
+
+            # each table is written as soon as it is made: this process's tables while the
+            # forked child is still making its own
             frames.update(analyze_parts(SeasonParts(done, blobs, "analyze"), frames, memo,
-                                        timings=table_timings, fork=split))
-            timings["analyze"] = time.perf_counter() - t0
+                                        timings=table_timings, fork=split, ready=write_now))
+            timings["analyze"] = time.perf_counter() - t0 - sum(written.values())
             peak["analyze"] = _peak_rss_mib()
             progress.done(task)
 
@@ -392,12 +406,14 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             }
             t0 = time.perf_counter()
             for name, df in frames.items():
-                write_table(df, staging / (f"{name}.csv" if name == "documents" else f"{name}.parquet"))
-            timings["write"] += time.perf_counter() - t0
+                if name not in written:
+                    write_table(df, staging / _table_file(name))
+            timings["write"] += time.perf_counter() - t0 + sum(written.values())
             task = progress.stage("digest", None)
             t0 = time.perf_counter()
             pa.default_memory_pool().release_unused()  # what the analysis freed, for the digest
-            write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo, fork=split)
+            write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo, fork=split,
+                         timings=digest_timings)
             timings["digest"] = time.perf_counter() - t0
             peak["digest"] = _peak_rss_mib()
             progress.done(task)
@@ -422,6 +438,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         "workers": workers,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "analyze_timings": {k: round(v, 3) for k, v in table_timings.items()},
+        "digest_timings": {k: round(v, 3) for k, v in digest_timings.items()},
         "chars_per_second": round(n_chars / timings["total"]) if timings["total"] > 0 else None,
         "peak_rss_mib": peak,
         "memo": {"hits": memo.hits, "misses": memo.misses} if memo is not None else None,

@@ -13,7 +13,7 @@ of each block of problem items) goes into ``memo``, keyed by content.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -76,7 +76,8 @@ def season_part(doc: DocTables) -> dict[str, Any]:
 
 def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.DataFrame],
                   memo: MutableMapping[str, Any] | None = None, *,
-                  timings: dict[str, float] | None = None, fork: bool = False
+                  timings: dict[str, float] | None = None, fork: bool = False,
+                  ready: Callable[[str, pd.DataFrame], None] | None = None
                   ) -> dict[str, pd.DataFrame]:
     """Season tables from the files' parts (in input order). ``frames`` (documents, articles,
     toc) are not needed by today's tables; ``memo`` keeps, across runs, the season's summed
@@ -87,7 +88,9 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     file's digest) — same result with an empty memo as with a full one. A file whose part
     failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
     filled in when given. ``fork``: the keywords and copies are made in a forked child meanwhile
-    (:mod:`pipeline.forked`; ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None)."""
+    (:mod:`pipeline.forked`; ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None).
+    ``ready(name, table)`` is called for each table as soon as it is made here (the run writes it
+    while the child is still busy), and for the child's once they are back."""
     ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
     tm = timings if timings is not None else {}
     digests = [p[DIGEST] for p in ok] if memo is not None else None
@@ -119,10 +122,16 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     out["figures"] = combine_figures(each_part(ok, "figures"))
     t3 = time.perf_counter()
     tm.update(matrix=t1 - t0, problems=t2 - t1, figures=t3 - t2)
+    if ready is not None:
+        for name, table in out.items():
+            ready(name, table)
     tables, secs, usage = beside.result()
     if beside.forked and isinstance(memo, FolderMemo) and usage is not None:
         memo.absorb(usage)  # what the child read and wrote: kept by prune
     tm.update(secs)
+    if ready is not None:
+        for name, table in tables.items():
+            ready(name, table)
     # the tables in their documented order
     return {name: (tables | out)[name] for name in ("matrix", "keywords", "problems", "copies", "figures")}
 

@@ -13,6 +13,7 @@ are then made here from ``frames["sentences"]`` (one implementation).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,7 +82,8 @@ def _writers() -> list[tuple[str, Callable[[dict[str, pd.DataFrame], dict[str, A
 
 def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: Path,
                  parts: Sequence[Mapping[str, Any]] | None = None,
-                 memo: MutableMapping[str, Any] | None = None, fork: bool = False) -> list[str]:
+                 memo: MutableMapping[str, Any] | None = None, fork: bool = False,
+                 timings: dict[str, float] | None = None) -> list[str]:
     """Write every deliverable into ``folder``; returns the names written.
 
     ``frames``: documents, articles, toc and the analysis tables (no sentences needed); ``parts``: one
@@ -95,7 +97,8 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
     or the run: it is reported on stderr and left out.
 
     ``fork``: the two archives are written by a forked child meanwhile (:mod:`pipeline.forked`;
-    ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None).
+    ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None). ``timings``: seconds per
+    deliverable, filled in when given.
     """
     from . import docx, html
     from .qdpx import write_qdpx
@@ -124,9 +127,13 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
         ("corpus.qdpx", lambda p: write_qdpx(frames, meta, p, parts=parts)),
     ]
 
+    secs = timings if timings is not None else {}
+
     def write(name: str, writer: Callable[[Path], None]) -> bool:
+        t0 = time.perf_counter()
         try:
             writer(folder / name)
+            secs[name] = time.perf_counter() - t0
             return True
         except Exception as e:  # noqa: BLE001 - a broken deliverable is reported, the run goes on
             (folder / name).unlink(missing_ok=True)
@@ -134,7 +141,7 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
             return False
 
     if fork and (memo is None or isinstance(memo, FolderMemo)):
-        return _write_forked(writers, write, memo)
+        return _write_forked(writers, write, memo, secs)
     # the two archives are mostly zlib and Arrow work, which release the GIL: written in a thread
     # beside the page and the Word file, they cost little on a second core. An archive the thread
     # has not started when the page and the Word file are done is written here instead (the
@@ -151,18 +158,20 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
 
 def _write_forked(writers: list[tuple[str, Callable[[Path], None]]],
                   write: Callable[[str, Callable[[Path], None]], bool],
-                  memo: FolderMemo | None) -> list[str]:
+                  memo: FolderMemo | None, secs: dict[str, float]) -> list[str]:
     """The archives (tables.xlsx, corpus.qdpx) in a forked child, the page and the Word file here:
     each half is mostly Python, so two processes, not two threads, use two cores."""
-    def archives() -> tuple[dict[str, bool], Any]:
+    def archives() -> tuple[dict[str, bool], dict[str, float], Any]:
         counts = (memo.hits, memo.misses) if memo is not None else (0, 0)
         done = {name: write(name, w) for name, w in writers[2:]}
-        return done, memo.usage(counts) if memo is not None else None
+        return done, {n: secs[n] for n in done if n in secs}, \
+            memo.usage(counts) if memo is not None else None
 
     beside = Beside(archives)
     ok = {name: write(name, w) for name, w in writers[:2]}
-    done, usage = beside.result()
+    done, child_secs, usage = beside.result()
     if beside.forked and memo is not None and usage is not None:
         memo.absorb(usage)  # the child's memo entries: kept by prune
     ok.update(done)
+    secs.update(child_secs)
     return [name for name, _ in writers if ok[name]]
