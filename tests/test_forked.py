@@ -97,3 +97,26 @@ def test_what_the_child_prints_reaches_this_process(capsys: pytest.CaptureFixtur
     beside = Beside(noisy)
     assert beside.result() == 7 and beside.forked
     assert "could not write tables.xlsx: 磁盘已满" in capsys.readouterr().err
+
+
+@needs_fork
+def test_a_run_with_two_jobs_forks_the_analysis_and_the_archives(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.analyze as analyze
+    import pipeline.digest as digest
+
+    made: list[Beside[object]] = []
+
+    class Recorded(Beside[object]):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            made.append(self)
+
+    monkeypatch.setattr(analyze, "Beside", Recorded)
+    monkeypatch.setattr(digest, "Beside", Recorded)
+    inputs = _inputs(tmp_path)
+    run(RunConfig(inputs=[str(inputs)], out=tmp_path / "two", jobs=2))
+    assert [b.forked for b in made] == [True, True]  # the analysis, then the archives
+    made.clear()
+    run(RunConfig(inputs=[str(inputs)], out=tmp_path / "one", jobs=1))
+    assert not any(b.forked for b in made)
