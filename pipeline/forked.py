@@ -53,6 +53,21 @@ class Beside(Generic[T]):
         os.close(write)
         self._pid, self._read, self.forked = pid, read, True
 
+    def __enter__(self) -> Beside[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A child whose result was not asked for (this process's half failed) is stopped and
+        reaped: no orphan keeps working, no zombie or open pipe is left behind."""
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(self._read)
+            os.waitpid(self._pid, 0)
+            self._pid = None
+
     def result(self) -> T:
         if self._pid is None:
             return self._fn()

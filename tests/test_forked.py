@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -120,3 +121,13 @@ def test_a_run_with_two_jobs_forks_the_analysis_and_the_archives(tmp_path: Path,
     made.clear()
     run(RunConfig(inputs=[str(inputs)], out=tmp_path / "one", jobs=1))
     assert not any(b.forked for b in made)
+
+
+@needs_fork
+def test_a_child_whose_result_is_not_wanted_is_stopped_and_reaped() -> None:
+    with pytest.raises(RuntimeError, match="this half failed"), Beside(lambda: time.sleep(60)) as beside:
+        pid = beside._pid
+        assert pid is not None
+        raise RuntimeError("this half failed")
+    with pytest.raises(ChildProcessError):  # reaped: no such child any more
+        os.waitpid(pid, os.WNOHANG)

@@ -110,24 +110,25 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
         return out, secs, memo.usage(counts) if isinstance(memo, FolderMemo) else None
 
     # a child's writes to a dict memo would be lost: forked only with a folder memo (or none)
-    beside = Beside(words_and_copies, fork=fork and (memo is None or isinstance(memo, FolderMemo)))
-    out: dict[str, pd.DataFrame] = {}
-    t0 = time.perf_counter()
-    out["matrix"] = combine_matrix(each_part(ok, "matrix"))
-    _release()
-    t1 = time.perf_counter()
-    out["problems"] = combine_problems(ok, memo=memo, digests=digests)
-    _release()
-    t2 = time.perf_counter()
-    out["figures"] = combine_figures(each_part(ok, "figures"))
-    t3 = time.perf_counter()
-    tm.update(matrix=t1 - t0, problems=t2 - t1, figures=t3 - t2)
-    if ready is not None:
-        for name, table in out.items():
-            ready(name, table)
-    tables, secs, usage = beside.result()
-    if beside.forked and isinstance(memo, FolderMemo) and usage is not None:
-        memo.absorb(usage)  # what the child read and wrote: kept by prune
+    fork = fork and (memo is None or isinstance(memo, FolderMemo))
+    with Beside(words_and_copies, fork=fork) as beside:
+        out: dict[str, pd.DataFrame] = {}
+        t0 = time.perf_counter()
+        out["matrix"] = combine_matrix(each_part(ok, "matrix"))
+        _release()
+        t1 = time.perf_counter()
+        out["problems"] = combine_problems(ok, memo=memo, digests=digests)
+        _release()
+        t2 = time.perf_counter()
+        out["figures"] = combine_figures(each_part(ok, "figures"))
+        t3 = time.perf_counter()
+        tm.update(matrix=t1 - t0, problems=t2 - t1, figures=t3 - t2)
+        if ready is not None:
+            for name, table in out.items():
+                ready(name, table)
+        tables, secs, usage = beside.result()
+        if beside.forked and isinstance(memo, FolderMemo) and usage is not None:
+            memo.absorb(usage)  # what the child read and wrote: kept by prune
     tm.update(secs)
     if ready is not None:
         for name, table in tables.items():

@@ -167,11 +167,11 @@ def _write_forked(writers: list[tuple[str, Callable[[Path], None]]],
         return done, {n: secs[n] for n in done if n in secs}, \
             memo.usage(counts) if memo is not None else None
 
-    beside = Beside(archives)
-    ok = {name: write(name, w) for name, w in writers[:2]}
-    done, child_secs, usage = beside.result()
-    if beside.forked and memo is not None and usage is not None:
-        memo.absorb(usage)  # the child's memo entries: kept by prune
+    with Beside(archives) as beside:
+        ok = {name: write(name, w) for name, w in writers[:2]}
+        done, child_secs, usage = beside.result()
+        if beside.forked and memo is not None and usage is not None:
+            memo.absorb(usage)  # the child's memo entries: kept by prune
     ok.update(done)
     secs.update(child_secs)
     return [name for name, _ in writers if ok[name]]
