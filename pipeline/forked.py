@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -26,17 +26,33 @@ T = TypeVar("T")
 CAN_FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
+@runtime_checkable
+class SharedMemo(Protocol):
+    """A memo a child may use (:class:`~pipeline.season.FolderMemo`): the child hands back what it
+    read and wrote (``usage`` since the fork's counts) and the run's copy takes it (``absorb``)."""
+
+    hits: int
+    misses: int
+
+    def usage(self, since: tuple[int, int]) -> Any: ...
+
+    def absorb(self, usage: Any) -> None: ...
+
+
 class Beside(Generic[T]):
     """``fn`` started now in a forked child (``fork=True`` and the platform allows it), or kept to be
     run here by :meth:`result`. A child that dies without answering (killed, out of memory) is not
     an error of the run: the work is then done here."""
 
-    def __init__(self, fn: Callable[[], T], fork: bool = True) -> None:
+    def __init__(self, fn: Callable[[], T], fork: bool = True, memo: object | None = None) -> None:
         self._fn = fn
         self._pid: int | None = None
         self._read = -1
         self.forked = False
-        if fork and CAN_FORK:
+        # ``memo``: the one ``fn`` uses. A child's use of it is handed back; a memo that cannot
+        # take it back (a plain dict) would lose the child's writes, so the work stays here
+        self._memo = memo if isinstance(memo, SharedMemo) else None
+        if fork and CAN_FORK and (memo is None or self._memo is not None):
             self._start()
 
     def _start(self) -> None:
@@ -49,9 +65,15 @@ class Beside(Generic[T]):
             return
         if pid == 0:  # the child: never returns
             os.close(read)
-            _child(self._fn, write, os.getppid())
+            _child(self._in_child, write, os.getppid())
         os.close(write)
         self._pid, self._read, self.forked = pid, read, True
+
+    def _in_child(self) -> tuple[T, Any]:
+        memo = self._memo
+        counts = (memo.hits, memo.misses) if memo is not None else (0, 0)
+        value = self._fn()
+        return value, memo.usage(counts) if memo is not None else None
 
     def __enter__(self) -> Beside[T]:
         return self
@@ -82,7 +104,10 @@ class Beside(Generic[T]):
             sys.stderr.write(printed)
         if kind == "error":
             raise value
-        return value
+        result, usage = value
+        if self._memo is not None and usage is not None:
+            self._memo.absorb(usage)  # what the child read and wrote: kept by the memo's prune
+        return result
 
 
 def _child(fn: Callable[[], object], write: int, parent: int) -> None:

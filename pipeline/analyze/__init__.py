@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..forked import Beside
-from ..season import SENTENCES, FolderMemo, docs_from_frames
+from ..season import SENTENCES, docs_from_frames
 from .copies import combine_copies, copy_part, fetch_rows, find_copies
 from .figures import combine_figures, figure_table, figures_table
 from .keywords import combine_keywords, distinctive_words, keyword_part
@@ -88,16 +88,15 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     file's digest) — same result with an empty memo as with a full one. A file whose part
     failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
     filled in when given. ``fork``: the keywords and copies are made in a forked child meanwhile
-    (:mod:`pipeline.forked`; ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None).
+    (:mod:`pipeline.forked`; with a memo that cannot take a child's use back, e.g. a dict, here).
     ``ready(name, table)`` is called for each table as soon as it is made here (the run writes it
     while the child is still busy), and for the child's once they are back."""
     ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
     tm = timings if timings is not None else {}
     digests = [p[DIGEST] for p in ok] if memo is not None else None
 
-    def words_and_copies() -> tuple[dict[str, pd.DataFrame], dict[str, float], Any]:
+    def words_and_copies() -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
         out, secs = {}, {}
-        counts = (memo.hits, memo.misses) if isinstance(memo, FolderMemo) else (0, 0)
         t0 = time.perf_counter()
         out["keywords"] = combine_keywords(
             _Column(ok, "keywords"), memo=memo,
@@ -107,11 +106,9 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
         out["copies"] = _copies(ok, memo, digests)
         _release()
         secs.update(keywords=t1 - t0, copies=time.perf_counter() - t1)
-        return out, secs, memo.usage(counts) if isinstance(memo, FolderMemo) else None
+        return out, secs
 
-    # a child's writes to a dict memo would be lost: forked only with a folder memo (or none)
-    fork = fork and (memo is None or isinstance(memo, FolderMemo))
-    with Beside(words_and_copies, fork=fork) as beside:
+    with Beside(words_and_copies, fork=fork, memo=memo) as beside:
         out: dict[str, pd.DataFrame] = {}
         t0 = time.perf_counter()
         out["matrix"] = combine_matrix(each_part(ok, "matrix"))
@@ -126,9 +123,7 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
         if ready is not None:
             for name, table in out.items():
                 ready(name, table)
-        tables, secs, usage = beside.result()
-        if beside.forked and isinstance(memo, FolderMemo) and usage is not None:
-            memo.absorb(usage)  # what the child read and wrote: kept by prune
+        tables, secs = beside.result()
     tm.update(secs)
     if ready is not None:
         for name, table in tables.items():

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..forked import Beside
-from ..season import FolderMemo, FrameParts, docs_from_frames
+from ..season import FrameParts, docs_from_frames
 from .common import (
     BODY_PART,
     ROLE_NAMES,
@@ -97,7 +97,7 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
     or the run: it is reported on stderr and left out.
 
     ``fork``: the two archives are written by a forked child meanwhile (:mod:`pipeline.forked`;
-    ``memo`` must then be a :class:`~pipeline.season.FolderMemo` or None). ``timings``: seconds per
+    with a memo that cannot take a child's use back, e.g. a dict, here). ``timings``: seconds per
     deliverable, filled in when given.
     """
     from . import docx, html
@@ -140,7 +140,7 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
             print(f"huibian: could not write {name}: {type(e).__name__}: {e}", file=sys.stderr)
             return False
 
-    if fork and (memo is None or isinstance(memo, FolderMemo)):
+    if fork:
         return _write_forked(writers, write, memo, secs)
     # the two archives are mostly zlib and Arrow work, which release the GIL: written in a thread
     # beside the page and the Word file, they cost little on a second core. An archive the thread
@@ -158,20 +158,16 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
 
 def _write_forked(writers: list[tuple[str, Callable[[Path], None]]],
                   write: Callable[[str, Callable[[Path], None]], bool],
-                  memo: FolderMemo | None, secs: dict[str, float]) -> list[str]:
+                  memo: MutableMapping[str, Any] | None, secs: dict[str, float]) -> list[str]:
     """The archives (tables.xlsx, corpus.qdpx) in a forked child, the page and the Word file here:
     each half is mostly Python, so two processes, not two threads, use two cores."""
-    def archives() -> tuple[dict[str, bool], dict[str, float], Any]:
-        counts = (memo.hits, memo.misses) if memo is not None else (0, 0)
+    def archives() -> tuple[dict[str, bool], dict[str, float]]:
         done = {name: write(name, w) for name, w in writers[2:]}
-        return done, {n: secs[n] for n in done if n in secs}, \
-            memo.usage(counts) if memo is not None else None
+        return done, {n: secs[n] for n in done if n in secs}
 
-    with Beside(archives) as beside:
+    with Beside(archives, memo=memo) as beside:
         ok = {name: write(name, w) for name, w in writers[:2]}
-        done, child_secs, usage = beside.result()
-        if beside.forked and memo is not None and usage is not None:
-            memo.absorb(usage)  # the child's memo entries: kept by prune
+        done, child_secs = beside.result()
     ok.update(done)
     secs.update(child_secs)
     return [name for name, _ in writers if ok[name]]
