@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LOADERS: list[Any] = []
+#: set in the warm server (pipeline/server.py): its children share the models' pages with it, so
+#: releasing them would only copy and free pages nobody else gets back
+_PINNED = False
 
 
 def process_model(load: F) -> F:
@@ -30,8 +33,16 @@ def models_loaded() -> bool:
     return any(cached.cache_info().currsize for cached in _LOADERS)
 
 
+def pin_models() -> None:
+    """Keep every model this process loads for its lifetime: :func:`release_models` does nothing."""
+    global _PINNED
+    _PINNED = True
+
+
 def release_models() -> None:
-    """Forget every model loaded so far in this process, and free their memory now."""
+    """Forget every model loaded so far in this process, and free their memory now (unless pinned)."""
+    if _PINNED:
+        return
     for cached in _LOADERS:
         cached.cache_clear()
     gc.collect()

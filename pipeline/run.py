@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from . import __version__
+from . import __version__, server
 from .cache import DigestIndex, entry_key, parts_fingerprint, pipeline_fingerprint
 from .executor import ExecutorError, make_executor
 from .ingest import configure as configure_ingest
@@ -422,6 +422,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             gc.collect()
 
     n_chars = int(pd.to_numeric(docs["n_chars"], errors="coerce").fillna(0).sum())
+    folders = [e.folder for e in done]
     del frames, docs, blobs, done, entries
     timings["total"] = time.perf_counter() - t_start
     manifest = {
@@ -436,6 +437,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         "input_paths": inputs,
         "executor": executor_name,
         "workers": workers,
+        "warm_server": server.served_by,  # pid of the warm server this run was forked from, if any
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "analyze_timings": {k: round(v, 3) for k, v in table_timings.items()},
         "digest_timings": {k: round(v, 3) for k, v in digest_timings.items()},
@@ -449,6 +451,8 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     write_json(manifest, staging / "manifest.json")
     publish(staging, out_dir)  # also removes the scratch store (a staging-prefixed folder)
     digests.save()
+    if cfg.use_cache:
+        server.note_season(folders)  # the warm server keeps these entries in memory
     if memo is not None:
         memo.prune()
     if cfg.use_cache and cfg.cache_dir is None and not os.environ.get("HUIBIAN_CACHE"):

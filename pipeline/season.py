@@ -106,6 +106,40 @@ class PartsBlob:
             return pickle.loads(fh.read(length))
 
 
+# ---------------------------------------------------------------- entries kept in memory
+
+#: entries' small tables held by a long-lived process (the warm server, pipeline/server.py) for
+#: the runs it forks: entry.pkl path → ((inode, mtime, size) when read, its value). An entry is
+#: replaced by a rename, never rewritten in place, so an unchanged stat means unchanged bytes.
+RESIDENT: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def keep_resident(folders: Sequence[Path]) -> int:
+    """Hold these entries' small tables in :data:`RESIDENT` (read once, dropping every other
+    entry); returns how many were read now."""
+    wanted = {Path(f) / "entry.pkl" for f in folders}
+    for path in list(RESIDENT):
+        if path not in wanted:
+            del RESIDENT[path]
+    read = 0
+    for path in sorted(wanted):
+        try:
+            key = _stat_key(path)
+            if path in RESIDENT and RESIDENT[path][0] == key:
+                continue
+            with path.open("rb") as fh:
+                RESIDENT[path] = (key, pickle.load(fh))
+            read += 1
+        except Exception:  # noqa: BLE001 - gone or damaged: the run reads (and judges) it itself
+            RESIDENT.pop(path, None)
+    return read
+
+
 # ---------------------------------------------------------------- entries
 
 class Entry:
@@ -122,8 +156,13 @@ class Entry:
         """{"tables": {documents, articles, toc}, "warnings": [...], "timings": {...}} — small,
         so kept once read."""
         if self._small is None:
-            with (self.folder / "entry.pkl").open("rb") as fh:
-                self._small = pickle.load(fh)
+            path = self.folder / "entry.pkl"
+            held = RESIDENT.get(path)
+            if held is not None and held[0] == _stat_key(path):
+                self._small = held[1]
+            else:
+                with path.open("rb") as fh:
+                    self._small = pickle.load(fh)
         return self._small
 
     def sentences(self) -> pa.Table:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# the commands tests start must not leave warm servers behind (tests/test_server.py turns it on
+# for its own processes, in a private runtime folder)
+os.environ["HUIBIAN_SERVER"] = "0"
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "corpus" / "sample"
