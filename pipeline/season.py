@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .outputs import replace
+
 #: the file's sentences inside a parts mapping (INTERFACE: parts[i]["sentences"] -> pa.Table)
 SENTENCES = "sentences"
 #: namespace of parts the run itself keeps (the corrected sentences of a corrected file)
@@ -49,7 +51,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        if replace(Path(tmp), path):  # exchanged: the previous version is at tmp now
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

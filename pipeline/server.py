@@ -457,6 +457,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
     global served_by
     code = 1
     served_by = os.getppid()
+    answered = threading.Event()
     try:
         os.setpgid(0, 0)  # a group of its own: the client's signals reach its workers too
         for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
@@ -475,7 +476,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
         os.environ.update(request["env"])
         conn.settimeout(None)
         _send(conn, {"started": os.getpid()})
-        threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
+        threading.Thread(target=_watch_client, args=(conn, answered), daemon=True).start()
         from .cli import main
 
         sys.argv = ["huibian", *request["argv"]]
@@ -495,19 +496,25 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        answered.set()
         with contextlib.suppress(Exception):
             _send(conn, {"exit": code})
+        with contextlib.suppress(Exception):  # the client has its answer: now the tidying up
+            from .outputs import finish_discarding
+
+            finish_discarding()
         os._exit(0)
 
 
-def _watch_client(conn: socket.socket) -> None:
-    """Signals from the client, for this run's process group; the client gone: stop at once
-    (as a ``kill -9`` of a local run would)."""
+def _watch_client(conn: socket.socket, answered: threading.Event) -> None:
+    """Signals from the client, for this run's process group; the client gone before it got its
+    answer: stop at once (as a ``kill -9`` of a local run would)."""
     while True:
         try:
             msg, _ = _recv(conn)
         except (OSError, EOFError, ValueError):
-            os.killpg(0, signal.SIGKILL)
+            if not answered.is_set():
+                os.killpg(0, signal.SIGKILL)
             return
         if "signal" in msg:
             with contextlib.suppress(OSError):

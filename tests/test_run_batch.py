@@ -19,6 +19,7 @@ from conftest import REPO, SAMPLE, seed
 from pipeline.cache import entry_key, file_digest, pipeline_fingerprint
 from pipeline.executor import LocalPool, WorkerDied
 from pipeline.lock import RunLock
+from pipeline.outputs import finish_discarding, replace
 from pipeline.run import RunConfig, RunError, columnar, frames_from_parts, process_path, run
 from pipeline.season import EntryStore
 from pipeline.tables import to_frames
@@ -89,6 +90,7 @@ def test_rerun_reuses_unchanged_files_and_outputs_are_byte_identical(tmp_path: P
         assert key in m, key
     assert (m["inputs"], m["ok"], m["rejected"], m["reused"]) == (5, 4, 1, 4)
     assert {"ingest", "normalize", "structure", "segment", "tag", "analyze", "total"} <= set(m["timings"])
+    finish_discarding()  # the replaced outputs are deleted in the background
     assert "documents.csv" in m["files"] and not list(cached.glob(".staging-*"))
 
 
@@ -262,6 +264,7 @@ def test_run_killed_with_sigkill_then_rerun_equals_a_clean_run(tmp_path: Path) -
     assert m["reused"] >= 1 and m["reused"] + m["processed"] == m["files_in"] == 9
     assert f"reused {m['reused']} of 9 documents" in stdout
     assert _tables(out) == _tables(clean)
+    finish_discarding()
     assert not list(out.glob(".staging-*"))
 
 
@@ -391,4 +394,18 @@ def test_parts_that_cannot_be_cached_are_kept_for_the_run(tmp_path: Path, monkey
     m = run(RunConfig(inputs=[str(inputs)], out=out, jobs=1))
     assert m["reused"] == m["files_in"] and _tables(out) == before
     assert not list((out / ".cache").rglob(f"parts-{'e' * 24}.bin"))
+    finish_discarding()
     assert not list(out.glob(".staging-*"))  # the scratch copies went with the staging folder
+
+
+def test_replace_swaps_an_existing_output_and_moves_a_new_one(tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "out"
+    new.write_text("new run")
+    old.write_text("last run")
+    swapped = replace(new, old)
+    assert old.read_text() == "new run"
+    # swapped (Linux): the previous output lies where the new one was, for deleting later
+    assert new.read_text() == "last run" if swapped else not new.exists()
+    fresh = tmp_path / "fresh"
+    assert replace(old, fresh) is False  # nothing to swap with: a plain rename
+    assert fresh.read_text() == "new run" and not old.exists()

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SAMPLE, SHARED
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the warm server needs fork")
