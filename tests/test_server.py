@@ -178,3 +178,27 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_resident_entries_are_used_only_while_their_file_is_unchanged(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from pipeline import season
+    from pipeline.season import EntryStore, keep_resident
+
+    store = EntryStore(tmp_path, "entries")
+    first = store.put("ab" * 8, {"tables": {"documents": pa.table({"doc_id": ["d1"]})}})
+    other = store.put("cd" * 8, {"tables": {"documents": pa.table({"doc_id": ["d2"]})}})
+    try:
+        assert keep_resident([first.folder, other.folder]) == 2
+        assert keep_resident([first.folder, other.folder]) == 0  # unchanged: nothing read again
+        held = season.RESIDENT[first.folder / "entry.pkl"][1]
+        assert season.Entry(first.folder).load() is held  # served from memory
+        # the entry is rewritten (a rename: a new inode): read from disk, not the stale copy
+        again = store.put("ab" * 8, {"tables": {"documents": pa.table({"doc_id": ["d1-new"]})}})
+        fresh = season.Entry(again.folder).load()
+        assert fresh is not held and fresh["tables"]["documents"]["doc_id"][0].as_py() == "d1-new"
+        keep_resident([other.folder])  # the season moved on: the first entry is let go
+        assert first.folder / "entry.pkl" not in season.RESIDENT
+    finally:
+        keep_resident([])
