@@ -154,6 +154,27 @@ def test_problem_clusters_capped_breadth_first(season: dict[str, pd.DataFrame]) 
     assert order == sorted(order)
 
 
+def test_problem_clusters_codes_same_as_group_bys(season: dict[str, pd.DataFrame]) -> None:
+    """The numpy path (the analysis' tables) gives exactly what the pandas group-bys give: members'
+    values and types, names, units, order; odd tables (missing ids, blank units) take the pandas path."""
+    from pipeline.digest import common
+
+    p = season["problems"]
+    if p.empty:
+        pytest.skip("the run found no recurring problems")
+    p = p.assign(unit=p["unit"].where(p.index % 7 != 3, " "))  # blank units: (未识别)
+    names = {str(d): f"{d}.txt" for d in p["doc_id"].unique()}
+    assert p.index.is_monotonic_increasing and p.index.is_unique and not p["cluster_id"].hasnans  # the fast path
+    for caps in ((None, None), (3, 4), (None, 1), (2, None)):
+        fast = problem_clusters({"problems": p}, names, *caps)
+        slow = common._problem_clusters_pandas(p, names, *caps)
+        assert fast == slow and [[list(map(type, m.values())) for m in c["members"]] for c in fast] == \
+            [[list(map(type, m.values())) for m in c["members"]] for c in slow], caps
+    assert any(m["unit"] == "(未识别)" for c in fast for m in c["members"])
+    odd = p.assign(cluster_id=p["cluster_id"].where(p.index % 5 != 0, None))
+    assert problem_clusters({"problems": odd}, names) == common._problem_clusters_pandas(odd, names, None, None)
+
+
 def test_xlsx_same_cells_as_the_chunked_openpyxl_writer(frames: dict[str, pd.DataFrame], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """tables.xlsx (fragments, Arrow-built XML) and the API's export writer (openpyxl, rows prepared 97
