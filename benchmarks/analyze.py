@@ -164,13 +164,13 @@ def main() -> None:
     if a.save:
         a.save.mkdir(parents=True, exist_ok=True)
         for name, df in out.items():
-            (a.save / f"{name}.parquet").writeparquet_bytes(parquet_bytes(df))
+            (a.save / f"{name}.parquet").write_bytes(parquet_bytes(df))
     ref_dir = a.ref or (None if a.limit else a.run)
     if ref_dir:
         for name, df in out.items():
             ref = ref_dir / f"{name}.parquet"
             if ref.exists():
-                same = parquet_bytes(df) == ref.readparquet_bytes()
+                same = parquet_bytes(df) == ref.read_bytes()
                 try:
                     pd.testing.assert_frame_equal(df, pd.read_parquet(ref))
                     eq = "frame-equal"

@@ -54,8 +54,10 @@ RATIO_MEMO = "copies-ratios-fuzz.ratio-v1"
 #: memo entry of the sentences fetched for copies: per file digest, (text, doc, article, unit, page)
 ROWS_MEMO = "copies-rows-v1"
 #: memo entry of the last finished table, under the ordered digests of the files' parts: a rerun
-#: whose copy parts are all unchanged (the table is a pure function of them, in order) reads it
-TABLE_MEMO = "copies-table-v1"
+#: whose copy parts are all unchanged (the table is a pure function of them, in order) reads it;
+#: with each row's article-pair content key ("g1", "g2") and passage number ("run"), a rerun
+#: after a change takes the rows of its unchanged article pairs from it
+TABLE_MEMO = "copies-table-v2"
 _ROW_COLUMNS = ("doc_id", "article_id", "unit", "page", "idx", "kind", "text")
 _CHUNK = 2_000_000  # 4-grams hashed per numpy pass (bounds memory)
 
@@ -250,8 +252,9 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
     part (row numbers in the part's key order), in that order. Rows are numbered as if the whole
     season were sorted by article key and idx, and texts by first appearance in that order, so
     every tie breaks as when the season was searched at once. ``memo``: the last table under the
-    ordered digests of the parts, pair scores under the texts' content hashes and fetched rows
-    under each file's digest (same result with or without it). ``digests``: each part's
+    ordered digests of the parts (with its rows' article-pair content keys: a changed season
+    assembles only the pairs whose matches or files changed), pair scores under the texts'
+    content hashes and fetched rows under each file's digest (same result with or without it). ``digests``: each part's
     ``digest`` when known without loading the part (``parts`` may then be lazy: they are loaded
     only when the table is not in the memo).
     """
@@ -263,12 +266,12 @@ def combine_copies(parts: Sequence[Mapping[str, Any]],
         last = memo.get(TABLE_MEMO)
         if season is not None and last is not None and last.get("key") == season:
             return last["table"].copy()  # a copy: the caller may change its table
-        df = _combine(list(parts), fetch, memo)
+        df, keys = _combine(list(parts), fetch, memo, last)
         if season is not None:
             # one entry, overwritten each run; a copy: the caller may change the table it gets
-            memo[TABLE_MEMO] = {"key": season, "table": df.copy()}
+            memo[TABLE_MEMO] = {"key": season, "table": df.copy(), **keys}
         return df
-    return _combine(list(parts), fetch, None)
+    return _combine(list(parts), fetch, None)[0]
 
 
 def _season_key(digests: Sequence[str | None]) -> str | None:
@@ -280,12 +283,14 @@ def _season_key(digests: Sequence[str | None]) -> str | None:
 
 def _combine(parts: Sequence[Mapping[str, Any]],
              fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]],
-             memo: MutableMapping[str, Any] | None) -> pd.DataFrame:
-    """The search itself (see :func:`combine_copies`)."""
+             memo: MutableMapping[str, Any] | None, last: Mapping[str, Any] | None = None
+             ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The search itself (see :func:`combine_copies`), and per table row its article pair's
+    content key and passage number (``last``: the previous run's table with those)."""
     keys_l = [p["keys"] for p in parts]
     n_keys = np.array([len(k) for k in keys_l], dtype=np.int64)
     if not n_keys.sum():
-        return _empty()
+        return _empty(), _no_keys()
     all_keys = np.concatenate(keys_l)
     key_rows = np.concatenate([p["key_rows"] for p in parts]).astype(np.int64)
     key_chars = np.concatenate([p["key_chars"] for p in parts])
@@ -300,7 +305,6 @@ def _combine(parts: Sequence[Mapping[str, Any]],
     row_key = np.repeat(np.arange(len(key_rows)), key_rows)  # global key index of every row
     kstart = np.concatenate(([0], np.cumsum(key_rows)[:-1]))
     grow = gstart[row_key] + np.arange(n_rows) - kstart[row_key]  # its row in season order
-    file_of_key = np.repeat(np.arange(len(parts)), n_keys)
     n_long = np.array([len(p["long"]) for p in parts], dtype=np.int64)
     n_file_rows = np.array([len(p["nlen"]) for p in parts], dtype=np.int64)
     n_texts = np.array([len(p["texts"]) for p in parts], dtype=np.int64)
@@ -317,10 +321,10 @@ def _combine(parts: Sequence[Mapping[str, Any]],
     art_long = rank[row_key[long_flat]]
     art_of_row = np.full(n_rows, -1, dtype=np.int64)
     art_of_row[row_of_g] = art_long
-    if len(_distinct(art_long)) < 2:
-        return _empty()
+    if not len(art_long) or art_long.min() == art_long.max():  # fewer than two articles
+        return _empty(), _no_keys()
     # one code per distinct text, numbered by first appearance in season row order
-    tid, uniq = _factorize(texts_all)
+    tid, uniq = _factorize_texts(texts_all, hash_l)
     occ_text = tid[text_flat]
     first_row = np.full(len(uniq), n_rows, dtype=np.int64)
     np.minimum.at(first_row, occ_text, row_of_g)
@@ -351,9 +355,8 @@ def _combine(parts: Sequence[Mapping[str, Any]],
     })
     # every sentence a text stands for (its own and its confirmed partners'), and in how many
     # articles they occur: 1 = nothing shared, more than MAX_SPREAD = boilerplate
-    spread = _spread(edges["j"].to_numpy(), edges["c"].to_numpy(), codes,
-                     art_of_row[long_rows], n_text, len(korder))
-    shared = np.flatnonzero((spread >= 2) & (spread <= MAX_SPREAD))
+    shared = np.flatnonzero(_shared(edges["j"].to_numpy(), edges["c"].to_numpy(), codes,
+                                    art_of_row[long_rows], n_text, len(korder)))
     keys = art_of_row
     # every (sentence a, sentence b) of a shared text j and a partner c (or j itself) in another
     # article; per (article of a, article of b, a) the best partner: highest ratio, ties by c
@@ -365,53 +368,88 @@ def _combine(parts: Sequence[Mapping[str, Any]],
     m = m.assign(ka=ka, kb=kb)[ka != kb]
     m = m.assign(nr=-m["r"]).sort_values(["ka", "kb", "a", "nr", "c", "b"], kind="stable")
     m = m.drop_duplicates(["ka", "kb", "a"])
-    match: dict[tuple[int, int], dict[int, tuple[int, float]]] = {}
-    cols = [m[c].tolist() for c in ("ka", "kb", "a", "b", "r")]
-    for ka_, kb_, a_, b_, r_ in zip(*cols, strict=True):
-        d = match.get((ka_, kb_))
-        if d is None:
-            d = match[(ka_, kb_)] = {}
-        d[a_] = (b_, r_)
-
     total_chars = np.empty(len(korder), dtype=np.int64)
     total_chars[rank] = key_chars
+    # file and row (in the part's key order) of every season row: what a row's content is keyed on
+    flat_of = np.empty(n_rows, dtype=np.int64)
+    flat_of[grow] = np.arange(n_rows)
+    file_start = np.concatenate(([0], np.cumsum(n_file_rows)[:-1]))
+    digests = [p.get("digest") for p in parts]
+    return _assemble(m, nlen, total_chars, flat_of, file_start, digests, fetch, memo, last)
+
+
+def _assemble(m: pd.DataFrame, nlen: np.ndarray, total_chars: np.ndarray, flat_of: np.ndarray,
+              file_start: np.ndarray, digests: list[str | None],
+              fetch: Callable[[int, np.ndarray], list[tuple[Any, ...]]],
+              memo: MutableMapping[str, Any] | None, last: Mapping[str, Any] | None
+              ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The table from the best matches ``m`` (one row per article ka, article kb, sentence a of
+    ka: its partner b in kb and their ratio r; sorted by ka, kb, a), and per table row its article
+    pair's content key and passage number. An article pair's rows are a pure function of its
+    matches both ways and of the two files' parts, so a pair whose content key is in ``last``
+    (the previous table with those keys) takes its rows from there: only new or changed pairs are
+    assembled and fetched."""
+    ka_m, kb_m, a_m, b_m = (m[c].to_numpy(dtype=np.int64) for c in ("ka", "kb", "a", "b"))
+    r_m = m["r"].to_numpy(dtype=np.float64)
+    n_art = len(total_chars)
+    gk = ka_m * n_art + kb_m
+    starts = np.flatnonzero(np.concatenate(([True], gk[1:] != gk[:-1]))) if len(gk) else gk
+    ends = np.append(starts[1:], len(gk)).astype(np.int64)
+    g_ka, g_kb = ka_m[starts], kb_m[starts]
+    g_chars = np.add.reduceat(nlen[a_m], starts) if len(starts) else np.zeros(0, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(gk[starts], g_kb * n_art + g_ka), max(len(starts) - 1, 0))
+    rev = np.where(gk[starts][pos] == g_kb * n_art + g_ka, pos, -1) if len(starts) else pos
+    back_chars = np.where(rev >= 0, g_chars[np.maximum(rev, 0)], 0)
+    # each unordered pair once, from its first article's side; enough sentences and characters
+    todo = np.flatnonzero((g_ka < g_kb) & (ends - starts >= MIN_SHARED_SENTENCES)
+                          & (g_chars >= MIN_SHARED_CHARS))
+    # a file twice in one season would give two pairs one key: then nothing is reused
+    keyed = all(digests) and len(set(digests)) == len(digests)
+    if keyed and len(todo):
+        k1, k2 = _pair_keys(a_m, b_m, r_m, starts, rev, flat_of, file_start, digests)
+        k1, k2 = k1[todo], k2[todo]
+    else:
+        k1 = k2 = np.zeros(len(todo), dtype=np.uint64)
+    # pairs whose rows the last table holds (content key: two 64-bit lanes, both must match)
+    old = last if keyed and last is not None and "g1" in last else None
+    old_keys = list(zip(old["g1"].tolist(), old["g2"].tolist(), strict=True)) if old else []
+    have = set(old_keys)
+    cur = list(zip(k1.tolist(), k2.tolist(), strict=True))
+    hit = np.array([k in have for k in cur], dtype=bool)
     found = []
-    for (ka, kb), pairs_ab in sorted(match.items()):
-        if ka > kb:
-            continue  # each unordered pair once, from its first article's side
-        n_chars_a = sum(int(nlen[i]) for i in pairs_ab)
-        if len(pairs_ab) < MIN_SHARED_SENTENCES or n_chars_a < MIN_SHARED_CHARS:
-            continue
-        back = match.get((kb, ka), {})
-        share_a = n_chars_a / max(int(total_chars[ka]), 1)
-        share_b = sum(int(nlen[i]) for i in back) / max(int(total_chars[kb]), 1)
-        for run in _passages(sorted(pairs_ab)):
-            found.append((run, pairs_ab[run[0]][0], share_a, share_b,
-                          round(_mean([pairs_ab[i][1] for i in run]) / 100, 4)))
-    if not found:
-        return _empty()
-    # the sentences of the rows that made it, fetched per file (global row → file, local row)
-    need = sorted({i for run, b0, *_ in found for i in run} | {b0 for _, b0, *_ in found})
-    need_a = np.asarray(need, dtype=np.int64)
-    g_art = korder[np.searchsorted(gstart[korder], need_a, side="right") - 1]  # key index
-    fil = file_of_key[g_art]
-    kstart_file = np.concatenate(([0], np.cumsum(n_keys)[:-1]))
-    local = np.empty(len(need_a), dtype=np.int64)
+    for t in np.flatnonzero(~hit).tolist():
+        i = int(todo[t])
+        s_, e_ = int(starts[i]), int(ends[i])
+        a_l = a_m[s_:e_].tolist()
+        b_l, r_l = b_m[s_:e_].tolist(), r_m[s_:e_].tolist()
+        ka, kb = int(g_ka[i]), int(g_kb[i])
+        share_a = int(g_chars[i]) / max(int(total_chars[ka]), 1)
+        share_b = int(back_chars[i]) / max(int(total_chars[kb]), 1)
+        pairs_ab = dict(zip(a_l, zip(b_l, r_l, strict=True), strict=True))
+        for n_run, run in enumerate(_passages(a_l)):  # a_l: rows in order (m is sorted by a)
+            found.append((t, n_run, run, pairs_ab[run[0]][0], share_a, share_b,
+                          round(_mean([pairs_ab[x][1] for x in run]) / 100, 4)))
+    # the sentences of the rows that made it, fetched per file (season row → file, its row)
+    need_a = np.asarray(sorted({i for f_ in found for i in f_[2]} | {f_[3] for f_ in found}),
+                        dtype=np.int64)
+    flat = flat_of[need_a]
+    fil = np.searchsorted(file_start, flat, side="right") - 1
+    local = flat - file_start[fil]
     info: dict[int, tuple] = {}
-    # rows fetched in earlier runs, per file under the digest of its rows (a pure function of it)
+    # rows fetched in earlier runs, per file under the digest of its rows (a pure function of it);
+    # kept for every file of this season (rows of a pair taken from the last table may be needed
+    # again when that pair changes)
     known_all: dict[str, dict[int, tuple]] = (memo.get(ROWS_MEMO) if memo is not None else None) or {}
-    kept: dict[str, dict[int, tuple]] = {}
     fetched = False
     by_file = np.argsort(fil, kind="stable")
-    bounds = np.flatnonzero(np.concatenate(([True], fil[by_file][1:] != fil[by_file][:-1], [True])))
+    bounds = (np.flatnonzero(np.concatenate(([True], fil[by_file][1:] != fil[by_file][:-1], [True])))
+              if len(fil) else np.zeros(1, dtype=np.int64))
+    got: dict[str, dict[int, tuple]] = {}
     for lo_, hi_ in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         sel = by_file[lo_:hi_]
         f = int(fil[sel[0]])
-        kr = parts[f]["key_rows"].astype(np.int64)
-        lstart = np.concatenate(([0], np.cumsum(kr)[:-1]))
-        local[sel] = lstart[g_art[sel] - kstart_file[f]] + need_a[sel] - gstart[g_art[sel]]
         rows = local[sel].tolist()
-        digest = parts[f].get("digest")
+        digest = digests[f]
         known = known_all.get(digest, {}) if digest else {}
         miss = [r for r in rows if r not in known]
         if miss:
@@ -421,11 +459,14 @@ def _combine(parts: Sequence[Mapping[str, Any]],
         for g, r in zip(need_a[sel].tolist(), rows, strict=True):
             info[g] = known[r]
         if digest:
-            kept[digest] = {r: known[r] for r in rows}
-    if memo is not None and (fetched or kept.keys() != known_all.keys()):
-        memo[ROWS_MEMO] = kept  # this run's rows only: the entry never outgrows one season
+            got[digest] = known
+    if memo is not None:
+        season = set(d for d in digests if d)
+        kept = {d: got.get(d, v) for d, v in known_all.items() if d in season} | got
+        if fetched or kept.keys() != known_all.keys():
+            memo[ROWS_MEMO] = kept  # this season's files only: never outgrows one season
     out = []
-    for run, b0, share_a, share_b, sim in found:
+    for _t, _n, run, b0, share_a, share_b, sim in found:
         a0 = run[0]
         ta, da, aa, ua, pa_ = info[a0]
         _, db, ab, ub, pb = info[b0]
@@ -436,10 +477,78 @@ def _combine(parts: Sequence[Mapping[str, Any]],
             "share_a": round(min(share_a, 1.0), 4), "share_b": round(min(share_b, 1.0), 4),
             "page_a": pa_, "page_b": pb, "similarity": sim,
         })
-    df = pd.DataFrame(out, columns=COLUMNS)
-    return df.astype({"page_a": "Int64", "page_b": "Int64"}).sort_values(
+    # rows of unchanged pairs from the last table, then the new ones; in the order the search
+    # meets them (by article pair, then passage), which the stable sort below keeps for ties
+    t_of = np.array([f_[0] for f_ in found], dtype=np.int64)
+    run_of = np.array([f_[1] for f_ in found], dtype=np.int64)
+    frames = []
+    if old is not None and hit.any():
+        t_of_key = {k: t for t, k in enumerate(cur) if hit[t]}
+        rows_t = np.array([t_of_key.get(k, -1) for k in old_keys], dtype=np.int64)
+        keep = np.flatnonzero(rows_t >= 0)
+        frames.append(old["table"].iloc[keep])
+        t_of = np.concatenate((rows_t[keep], t_of))
+        run_of = np.concatenate((old["run"][keep], run_of))
+    if out:
+        frames.append(pd.DataFrame(out, columns=COLUMNS).astype({"page_a": "Int64", "page_b": "Int64"}))
+    if not frames:
+        return _empty(), _no_keys()
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    pre = np.lexsort((run_of, g_kb[todo][t_of], g_ka[todo][t_of]))
+    df = df.reset_index(drop=True).take(pre)
+    order = df.reset_index(drop=True).sort_values(
         ["share_a", "doc_id_a", "article_id_a", "doc_id_b", "article_id_b", "text"],
-        ascending=[False, True, True, True, True, True], kind="stable").reset_index(drop=True)
+        ascending=[False, True, True, True, True, True], kind="stable").index.to_numpy()
+    final = pre[order]
+    df = df.reset_index(drop=True).take(order).reset_index(drop=True)
+    return df, {"g1": k1[t_of[final]], "g2": k2[t_of[final]], "run": run_of[final]}
+
+
+def _no_keys() -> dict[str, np.ndarray]:
+    return {"g1": np.zeros(0, dtype=np.uint64), "g2": np.zeros(0, dtype=np.uint64),
+            "run": np.zeros(0, dtype=np.int64)}
+
+
+_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijective scramble of each uint64."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> _U64(30))) * _M1
+        x = (x ^ (x >> _U64(27))) * _M2
+    return x ^ (x >> _U64(31))
+
+
+def _pair_keys(a_m: np.ndarray, b_m: np.ndarray, r_m: np.ndarray, starts: np.ndarray,
+               rev: np.ndarray, flat_of: np.ndarray, file_start: np.ndarray,
+               digests: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per article pair (group of ``m``): a 128-bit content key (two uint64 lanes) of what its
+    table rows are made of — each match (file digest and row of a, of b, the ratio) and the
+    sentences of the pair's other direction (its share_b). A file's digest covers its rows,
+    lengths, article totals and the fetched columns, so equal keys mean equal rows."""
+    dg = [bytes.fromhex(str(d)) for d in digests]
+    f1 = np.array([int.from_bytes(d[:8], "little") for d in dg], dtype=np.uint64)
+    f2 = np.array([int.from_bytes(d[8:16], "little") for d in dg], dtype=np.uint64)
+
+    def where(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = flat_of[g]
+        fil = np.searchsorted(file_start, flat, side="right") - 1
+        return fil, (flat - file_start[fil]).astype(np.uint64)
+
+    fa, la = where(a_m)
+    fb, lb = where(b_m)
+    rb = r_m.astype(np.float64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        xa1, xa2 = _mix(f1[fa] + la * _U64(0x9E3779B97F4A7C15)), _mix(f2[fa] ^ _mix(la + _U64(1)))
+        xb1, xb2 = _mix(f1[fb] ^ _mix(lb + _U64(2))), _mix(f2[fb] + lb * _U64(0xD6E8FEB86659FD93))
+        g1 = np.add.reduceat(_mix(xa1 ^ _mix(xb1 + rb)), starts)
+        g2 = np.add.reduceat(_mix(xa2 + _mix(xb2 ^ rb ^ _U64(0x5851F42D4C957F2D))), starts)
+        s1 = np.add.reduceat(_mix(xa1 ^ _U64(0x2545F4914F6CDD1D)), starts)
+        s2 = np.add.reduceat(_mix(xa2 + _U64(0x27BB2EE687B0B0FD)), starts)
+        back1 = np.where(rev >= 0, s1[np.maximum(rev, 0)], _U64(0))
+        back2 = np.where(rev >= 0, s2[np.maximum(rev, 0)], _U64(0))
+        return _mix(g1 ^ _mix(back1 + _U64(3))), _mix(g2 + _mix(back2 ^ _U64(5)))
 
 
 def fetch_rows(part: Mapping[str, Any], sentences: pa.Table | pd.DataFrame,
@@ -495,6 +604,25 @@ def _factorize(chunks: list[Any]) -> tuple[np.ndarray, pa.Array]:
     return codes.astype(np.int64), enc.chunks[0].dictionary
 
 
+def _factorize_texts(chunks: list[Any], hashes: list[np.ndarray]) -> tuple[np.ndarray, pa.Array]:
+    """:func:`_factorize` of the files' texts, by their 64-bit content hashes (a numeric hash table,
+    several times faster than hashing the strings), checked: every text equals the text its code
+    stands for — a hash collision (two texts, one code) falls back to the strings."""
+    h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
+    arrays = [c if isinstance(c, pa.Array) else pa.array(list(c), type=pa.string()) for c in chunks]
+    if not len(h) or len(h) != sum(len(a) for a in arrays):
+        return _factorize(chunks)
+    codes, uniques = pd.factorize(h)  # codes in order of first appearance, as dictionary_encode
+    codes = codes.astype(np.int64)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    flat = pa.chunked_array(arrays, type=pa.string()).combine_chunks()
+    uniq = flat.take(pa.array(first))
+    if not pc.all(pc.equal(flat, uniq.take(pa.array(codes)))).as_py():
+        return _factorize(chunks)
+    return codes, uniq
+
+
 def _ratios(pairs: np.ndarray, texts: pa.Array, hashes: np.ndarray,
             memo: MutableMapping[str, Any] | None) -> np.ndarray:
     """fuzz.ratio of each pair of texts (codes into ``texts``); the ones in the memo (keyed by the
@@ -510,8 +638,15 @@ def _ratios(pairs: np.ndarray, texts: pa.Array, hashes: np.ndarray,
     ratios = np.full(n, np.nan)
     hit = memo.get(RATIO_MEMO) if memo is not None else None
     if hit is not None and len(hit["mixed"]):
-        pos = np.minimum(np.searchsorted(hit["mixed"], mixed), len(hit["mixed"]) - 1)
-        ok = (hit["mixed"][pos] == mixed) & (hit["lo"][pos] == lo) & (hit["hi"][pos] == hi)
+        index = pd.Index(hit["mixed"])
+        if index.is_unique:  # a hash lookup: several times a binary search's speed on 300k pairs
+            pos = index.get_indexer(mixed)
+            ok = pos >= 0
+            pos = np.maximum(pos, 0)
+        else:
+            pos = np.minimum(np.searchsorted(hit["mixed"], mixed), len(hit["mixed"]) - 1)
+            ok = hit["mixed"][pos] == mixed
+        ok &= (hit["lo"][pos] == lo) & (hit["hi"][pos] == hi)
         ratios[ok] = hit["r"][pos[ok]]
     todo = np.flatnonzero(np.isnan(ratios))
     if len(todo):
@@ -528,18 +663,47 @@ def _ratios(pairs: np.ndarray, texts: pa.Array, hashes: np.ndarray,
     return ratios
 
 
-def _spread(j: np.ndarray, c: np.ndarray, occ_text: np.ndarray, occ_key: np.ndarray,
+def _shared(j: np.ndarray, c: np.ndarray, occ_text: np.ndarray, occ_key: np.ndarray,
             n_text: int, n_keys: int) -> np.ndarray:
-    """Per text j: the number of distinct articles in which j or a partner c (edges j → c) occurs."""
-    tk = _distinct(occ_text.astype(np.int64) * n_keys + occ_key)  # (text, article) pairs
+    """Per text: is its :func:`_spread` between 2 and ``MAX_SPREAD``? Counted exactly only where
+    bounds leave it open: the articles of j's partners (j included) summed is at least the spread,
+    and a partner found in more than MAX_SPREAD articles alone makes j boilerplate."""
+    tk = _text_articles(occ_text, occ_key, n_keys)
+    cnt = np.bincount(tk // n_keys, minlength=n_text)
+    upper = np.bincount(j, weights=cnt[c], minlength=n_text)
+    big = np.zeros(n_text, dtype=bool)
+    big[j[cnt[c] > MAX_SPREAD]] = True
+    open_ = (upper >= 2) & ~big
+    sel = open_[j]
+    spread = _spread(j[sel], c[sel], occ_text, occ_key, n_text, n_keys, tk)
+    return open_ & (spread >= 2) & (spread <= MAX_SPREAD)
+
+
+def _spread(j: np.ndarray, c: np.ndarray, occ_text: np.ndarray, occ_key: np.ndarray,
+            n_text: int, n_keys: int, tk: np.ndarray | None = None) -> np.ndarray:
+    """Per text j: the number of distinct articles in which j or a partner c (edges j → c) occurs.
+    ``tk``: :func:`_text_articles` when already known."""
+    if tk is None:
+        tk = _text_articles(occ_text, occ_key, n_keys)
     t_of, k_of = tk // n_keys, tk % n_keys
     start = np.searchsorted(t_of, np.arange(n_text))
     cnt = np.bincount(t_of, minlength=n_text)
     rep = cnt[c]
     offs = np.cumsum(rep) - rep
     idx = np.arange(int(rep.sum())) - np.repeat(offs, rep) + np.repeat(start[c], rep)
-    jk = _distinct(np.repeat(j.astype(np.int64), rep) * n_keys + k_of[idx])
+    jk = _distinct(np.repeat(j.astype(_code_type(n_text, n_keys)), rep) * n_keys + k_of[idx])
     return np.bincount(jk // n_keys, minlength=n_text)
+
+
+def _text_articles(occ_text: np.ndarray, occ_key: np.ndarray, n_keys: int) -> np.ndarray:
+    """Sorted distinct (text, article) pairs, each as text · n_keys + article."""
+    dtype = _code_type(int(occ_text.max()) + 1 if len(occ_text) else 0, n_keys)
+    return _distinct(occ_text.astype(dtype) * n_keys + occ_key.astype(dtype))
+
+
+def _code_type(n_text: int, n_keys: int) -> type:
+    """uint32 when every text · n_keys + article fits (numpy sorts it about twice as fast)."""
+    return np.uint32 if n_text * n_keys < 2**32 else np.int64
 
 
 def _distinct(x: np.ndarray) -> np.ndarray:
