@@ -286,3 +286,110 @@ def test_keyword_counts_updated_in_the_memo_equal_a_recount(
         got = combine_keywords(parts, memo=memo, digests=digests)
         pd.testing.assert_frame_equal(got, combine_keywords(parts))
         assert memo[KW_STATE]["files"] == digests
+
+
+class _Tracked(dict):
+    """A file's parts that record which of them were loaded."""
+
+    def __init__(self, parts: dict[str, Any], seen: list[str]) -> None:
+        super().__init__(parts)
+        self.seen = seen
+
+    def __getitem__(self, k: str) -> Any:
+        self.seen.append(k)
+        return super().__getitem__(k)
+
+
+def test_matrix_and_figures_load_only_the_changed_files_parts(
+        docs: list[dict[str, pd.DataFrame]]) -> None:
+    """With the memo, the matrix is the stored sum with the changed file's old counts out and
+    new ones in (a cell that drops to 0 disappears) and the figures the stored season with that
+    file's rows replaced: only its parts are loaded, and both tables are byte-identical to the
+    memo-free ones — also after more edits (the files changed since the season was stored),
+    and for a season of another length."""
+    from pipeline.analyze.figures import FILES_KEY
+    from pipeline.analyze.matrix import SUM_KEY
+    from pipeline.testing import parquet_bytes
+
+    parts = _parts(docs)
+    memo: dict[str, Any] = {}
+    analyze_parts(parts, {}, memo)
+    assert SUM_KEY in memo and FILES_KEY in memo
+    for step, (i, tag) in enumerate(((3, "-a"), (3, "-b"), (7, "-c"))):
+        d = {k: v.copy() for k, v in docs[i].items()}
+        s = d["sentences"]
+        body = s.index[s["kind"] == "body"]
+        # one sentence becomes a figure; every sentence of one (theme, label) cell goes
+        s.loc[body[-1], "text"] = f"截至年底新增就业{step + 3}万人。"
+        cell = s.loc[body[0], ["theme", "label"]]
+        d["sentences"] = s[~((s["theme"] == cell["theme"]) & (s["label"] == cell["label"]))
+                           | (s.index == body[-1])].reset_index(drop=True)
+        parts[i] = season_part(with_new_ids(d, tag))
+        seen: list[list[str]] = [[] for _ in parts]
+        tracked = [_Tracked(p, seen[k]) for k, p in enumerate(parts)]
+        got = analyze_parts(tracked, {}, memo)
+        fresh = analyze_parts(parts, {}, None)
+        for name in ("matrix", "figures"):
+            assert parquet_bytes(got[name]) == parquet_bytes(fresh[name]), (step, name)
+            # the files changed since the season was stored (the first run)
+            assert [k for k, s_ in enumerate(seen) if name in s_] == ([3, 7] if step == 2 else [3])
+    fewer = parts[:-1]
+    got = analyze_parts(fewer, {}, memo)
+    fresh = analyze_parts(fewer, {}, None)
+    for name in ("matrix", "figures"):
+        assert parquet_bytes(got[name]) == parquet_bytes(fresh[name]), name
+
+
+def _score_reference(names: np.ndarray, vocab: Any, u: np.ndarray, w: np.ndarray,
+                     yv: np.ndarray, top_n: int) -> pd.DataFrame:
+    """keywords._score as it was: every cell's z, then one sort by unit, score and word."""
+    import pyarrow as pa
+
+    from pipeline.analyze.keywords import MIN_Z, PRIOR_SIZE
+
+    total = np.bincount(w, weights=yv, minlength=len(vocab))
+    alpha = PRIOR_SIZE * total / total.sum()
+    a0 = alpha.sum()
+    n_unit = np.bincount(u, weights=yv, minlength=len(names))
+    n_rest = n_unit.sum() - n_unit
+    al, yr = alpha[w], total[w] - yv
+    d = (np.log((yv + al) / (n_unit[u] + a0 - yv - al))
+         - np.log((yr + al) / (n_rest[u] + a0 - yr - al)))
+    z = d / np.sqrt(1.0 / (yv + al) + 1.0 / (yr + al))
+    ok = (z >= MIN_Z) & (yv > 0)
+    u, w, z, yv = u[ok], w[ok], z[ok], yv[ok]
+    word_rank = np.empty(len(vocab), dtype=np.int64)
+    word_rank[np.argsort(np.asarray(vocab, dtype=str), kind="stable")] = np.arange(len(vocab))
+    order = np.lexsort((word_rank[w], -z, u))
+    u, w, z, yv = u[order], w[order], z[order], yv[order]
+    keep = (np.arange(len(u)) - np.searchsorted(u, u, side="left")) < top_n
+    words = np.asarray(pa.array(vocab).take(pa.array(w[keep])).to_pylist(), dtype=object)
+    out = pd.DataFrame({"unit": names[u[keep]], "word": words, "score": np.round(z[keep], 4),
+                        "n": yv[keep].astype(np.int64)})
+    return out.astype({"score": "float64", "n": "int64"}).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("top_n", [1, 3, 30])
+def test_keyword_scores_from_the_candidate_cells_equal_sorting_every_cell(top_n: int) -> None:
+    """``_score`` takes logs only where the unit's odds beat the rest's and sorts only each
+    unit's top candidates: the same table as scoring and sorting every cell, on counts full of
+    ties (units with the same counts, words with the same count in a unit) and with a unit's
+    cells split over several runs."""
+    import pyarrow as pa
+
+    from pipeline.analyze.keywords import _score
+
+    rng = np.random.default_rng(5)
+    n_units, n_words = 40, 300
+    vocab = [f"词{int(x):04d}" for x in rng.permutation(n_words)]
+    pattern = rng.integers(1, 6, size=(4, n_words)) * (rng.random((4, n_words)) < 0.3) * 10
+    dense = np.vstack([pattern[k % 4] for k in range(n_units)]).astype(float)  # equal units
+    dense[::7] += rng.integers(0, 30, size=dense[::7].shape) * (rng.random(dense[::7].shape) < .1)
+    u, w = np.nonzero(dense)
+    yv = dense[u, w]
+    names = np.array([f"单位{k}" for k in range(n_units)], dtype=object)
+    for cells in (np.arange(len(u)), rng.permutation(len(u))):  # grouped by unit, and not
+        got = _score(names, pa.array(vocab), u[cells], w[cells], yv[cells], top_n)
+        want = _score_reference(names, vocab, u[cells], w[cells], yv[cells], top_n)
+        assert len(want) > n_units // 2
+        pd.testing.assert_frame_equal(got, want, check_exact=True)

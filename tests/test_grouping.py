@@ -186,10 +186,46 @@ def test_regrouping_a_block_does_not_import_sklearn(hand_words: list[list[str]])
             "from pipeline.analyze.problems import _block_groups\n"
             "texts, words = json.loads(sys.stdin.read())\n"
             "print(json.dumps(_block_groups(texts, words, 0.85, None).tolist()))\n"
-            "print('sklearn' in sys.modules)")
+            "print('sklearn' in sys.modules, 'scipy.cluster' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps([texts, hand_words]),
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[1] == "False"
+    assert out[1] == "False False"  # nor scipy.cluster (0.2-0.6 s): its compiled module alone
     expected = sklearn_groups(distances(sklearn_tfidf(hand_words, CHAR_WEIGHT)), 0.85)
     assert json.loads(out[0]) == expected.tolist()
     assert pd.Series(expected).nunique() > 10
+
+
+def test_linkage_without_scipy_cluster_is_scipys() -> None:
+    """The compiled nn_chain loaded without scipy.cluster (``grouping._average_linkage``) gives
+    the merge tree ``scipy.cluster.hierarchy.linkage(y, "average")`` gives, ties included, and
+    that package imported afterwards takes the same compiled module; non-finite distances are
+    refused as linkage refuses them."""
+    code = """
+import sys
+import numpy as np
+from pipeline.analyze.grouping import _average_linkage
+rng = np.random.default_rng(3)
+cases = []
+for trial in range(200):
+    n = int(rng.integers(2, 60))
+    a = rng.random((n, n))
+    d = (a + a.T) / 2
+    if trial % 2:
+        d = np.round(d, 1)  # ties
+    np.fill_diagonal(d, 0.0)
+    y = d[np.triu(np.ones((n, n), dtype=bool), k=1)]
+    cases.append((y, n, _average_linkage(y, n)))
+assert "scipy.cluster" not in sys.modules and "scipy.cluster._hierarchy" in sys.modules
+try:
+    _average_linkage(np.array([0.1, np.nan, 0.3]), 3)
+    raise SystemExit("nan accepted")
+except ValueError:
+    pass
+from scipy.cluster.hierarchy import linkage
+for y, n, z in cases:
+    assert np.array_equal(z, linkage(y, method="average")), n
+print("ok", len(cases))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "200"]

@@ -206,3 +206,44 @@ def test_one_block_labels_and_a_label_crossing_the_block_size_are_updated_too(
         _no_rebuild(m)
         back = _combine(parts, memo)
     assert parquet_bytes(back) == parquet_bytes(_combine(parts, None))
+
+
+def _renamed_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFrame]:
+    """The file with new ids only (an edit outside the problems), sorting first among the ids."""
+    out = {}
+    for k, df in doc.items():
+        df = df.copy()
+        for c in ("doc_id", "article_id"):
+            if c in df:
+                df[c] = df[c].where(df[c].isna() | (df[c] == ""), tag + df[c].astype(str))
+        out[k] = df
+    return out
+
+
+def test_renames_after_renames_are_recipes_on_the_last_whole_table(
+        docs: list[dict[str, pd.DataFrame]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renamed label is kept as a recipe (ids renamed and rows' order) on the last table stored
+    whole, not compressed again: renames after renames (the same file twice, another file), a
+    rerun with nothing changed and then a problem edit all give the rebuild's table."""
+    parts = [season_part(d) for d in docs]
+    memo: dict[str, Any] = {}
+    _combine(parts, memo)
+    whole = {k for k, v in memo.items() if isinstance(v, bytes)}
+    for i, tag in ((1, "0-"), (1, "1-"), (3, "00-"), (3, "00-")):  # the last: nothing changed
+        parts[i] = season_part(_renamed_ids(docs[i], tag))
+        with monkeypatch.context() as m:
+            _no_rebuild(m)
+            got = _combine(parts, memo)
+        assert parquet_bytes(got) == parquet_bytes(_combine(parts, None)), (i, tag)
+        recipes = [v for v in memo.values() if isinstance(v, dict) and "base" in v]
+        assert recipes and all(r["base"] in whole for r in recipes)  # one level, never a chain
+        assert {k for k, v in memo.items() if isinstance(v, bytes)} == whole
+    d = _with(_renamed_ids(docs[3], "00-"), add=pd.DataFrame({
+        "text": ["同时也要看到，基层医疗服务能力不足，第3批乡镇卫生院人才短缺问题仍然突出。"],
+        "label": ["gap"], "theme": ["卫生"], "tokens": ["基层 医疗 服务 能力 不足 ， 乡镇卫生院 人才 短缺"]}),
+        drop_labels=("measure",), drop_n=1)
+    parts[3] = season_part(d)
+    with monkeypatch.context() as m:
+        _no_rebuild(m)
+        got = _combine(parts, memo)
+    assert parquet_bytes(got) == parquet_bytes(_combine(parts, None))

@@ -27,7 +27,7 @@ from .keywords import combine_keywords, distinctive_words, keyword_part
 from .keywords import part_digest as keyword_digest
 from .matrix import combine_matrix, content_sentences, matrix_table, role_matrix
 from .problems import PROBLEM_LABELS, combine_problems, part_key, problem_parts, recurring_problems
-from .text import sentence_word_codes
+from .text import sentence_word_codes, table_digest
 
 __all__ = ["analyze", "analyze_parts", "document_parts", "season_part", "role_matrix",
            "content_sentences", "distinctive_words", "recurring_problems", "find_copies",
@@ -56,12 +56,15 @@ def document_parts(doc: DocTables) -> dict[str, Any]:
     digests["keywords"] = keyword_digest(keywords)
     copies = copy_part(content)
     digests["copies"] = copies["digest"]  # a season of unchanged copy parts: the table from the memo
+    matrix, figures = matrix_table(content), figure_table(content)
+    # unchanged files' matrix counts and figures are read from the season's as last stored
+    digests["matrix"], digests["figures"] = table_digest(matrix), table_digest(figures)
     return {
-        "matrix": matrix_table(content),
+        "matrix": matrix,
         "keywords": keywords,
         **problems,
         "copies": copies,
-        "figures": figure_table(content),
+        "figures": figures,
         DIGEST: digests,
     }
 
@@ -84,8 +87,10 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     keyword counts (updated by the changed files' old and new parts, kept under their digests),
     each problem label's table (under the digests of its files' items; a label whose files only
     got new ids is renamed from the last table), the block groupings of recurring problems, the
-    scores of candidate copy pairs (under the texts' hashes) and the rows copies show (under each
-    file's digest) — same result with an empty memo as with a full one. A file whose part
+    scores of candidate copy pairs (under the texts' hashes), the rows copies show (under each
+    file's digest), and the season's matrix counts and figures as last stored whole (the files
+    whose digest changed since are patched in) — same result with an empty memo as with a full
+    one. A file whose part
     failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
     filled in when given. ``fork``: the keywords and copies are made in a forked child meanwhile
     (:mod:`pipeline.forked`; with a memo that cannot take a child's use back, e.g. a dict, here).
@@ -111,13 +116,15 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     with Beside(words_and_copies, fork=fork, memo=memo) as beside:
         out: dict[str, pd.DataFrame] = {}
         t0 = time.perf_counter()
-        out["matrix"] = combine_matrix(each_part(ok, "matrix"))
+        out["matrix"] = combine_matrix(_Column(ok, "matrix"), memo=memo,
+                                       digests=_digests(digests, "matrix"))
         _release()
         t1 = time.perf_counter()
         out["problems"] = combine_problems(ok, memo=memo, digests=digests)
         _release()
         t2 = time.perf_counter()
-        out["figures"] = combine_figures(each_part(ok, "figures"))
+        out["figures"] = combine_figures(_Column(ok, "figures"), memo=memo,
+                                         digests=_digests(digests, "figures"))
         t3 = time.perf_counter()
         tm.update(matrix=t1 - t0, problems=t2 - t1, figures=t3 - t2)
         if ready is not None:
@@ -130,6 +137,10 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
             ready(name, table)
     # the tables in their documented order
     return {name: (tables | out)[name] for name in ("matrix", "keywords", "problems", "copies", "figures")}
+
+
+def _digests(digests: list[dict[str, Any]] | None, name: str) -> list[str | None] | None:
+    return [d.get(name) for d in digests] if digests is not None else None
 
 
 def each_part(parts: Sequence[Mapping[str, Any]], name: str) -> Iterator[Any]:

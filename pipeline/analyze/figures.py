@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ..dictionaries import read_lines, read_table
 from ..resources import process_model
 from .matrix import content_sentences
-from .text import unit_list
+from .text import files_table, unit_list
 
 if TYPE_CHECKING:
     from jieba.posseg import POSTokenizer
@@ -253,9 +253,20 @@ def _part_schema() -> pa.Schema:
     return pa.Schema.from_pandas(empty, preserve_index=False)
 
 
-def combine_figures(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:
+#: memo entry: the season's figures stored whole (``text.files_table``)
+FILES_KEY = "figures-files-v1"
+
+
+def combine_figures(parts: Iterable[pd.DataFrame | pa.Table], memo: Any = None,
+                    digests: Sequence[str | None] | None = None) -> pd.DataFrame:
     """figures.parquet: the files' figures (frames or Arrow tables) one after the other (each row
-    is local to its file)."""
+    is local to its file). ``memo`` with ``digests`` (each file's ``table_digest`` of its part;
+    ``parts`` then a sequence): the unchanged files' rows are read from the season's figures as
+    last stored whole, not from 1,000 parts."""
+    if memo is not None and digests is not None and isinstance(parts, Sequence) and len(parts) > 1:
+        t = files_table(parts, digests, memo, FILES_KEY)
+        if t is not None:
+            return t.to_pandas()
     frames = [p for p in parts if len(p)]
     if not frames:
         return figure_part(pd.DataFrame(columns=["kind", "text"]))

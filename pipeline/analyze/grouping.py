@@ -17,6 +17,12 @@ and the groups are numbered in the order the nodes then sit in that heap's array
 from __future__ import annotations
 
 import heapq
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -28,14 +34,58 @@ def average_linkage_groups(dist: np.ndarray, threshold: float) -> np.ndarray:
         raise ValueError(f"a square distance matrix is needed, got shape {dist.shape}")
     if n <= 1:
         return np.zeros(n, dtype=np.intp)
-    from scipy.cluster.hierarchy import linkage
-
     # the upper triangle row by row (the same values, in the same order, as sklearn passes)
     condensed = np.asarray(dist, dtype=np.float64)[np.triu(np.ones((n, n), dtype=bool), k=1)]
-    z = linkage(condensed, method="average")
+    z = _average_linkage(condensed, n)
     children = z[:, :2].astype(np.intp)
     n_groups = int(np.count_nonzero(z[:, 2] >= threshold)) + 1
     return _cut(children, n, n_groups)
+
+
+#: scipy's method code of average linkage (``scipy.cluster.hierarchy._LINKAGE_METHODS``)
+_AVERAGE = 2
+
+
+def _average_linkage(condensed: np.ndarray, n: int) -> np.ndarray:
+    """``scipy.cluster.hierarchy.linkage(condensed, method="average")``: for average linkage
+    that function checks its input and returns ``_hierarchy.nn_chain(y, n, 2)`` — called here
+    directly, the compiled module loaded without its package (importing scipy.cluster costs
+    0.2-0.6 s: it imports scipy.cluster.vq and scipy.spatial, whose docstrings it parses; a
+    rerun regroups one block in a few ms)."""
+    nn_chain = _nn_chain()
+    if nn_chain is None:
+        from scipy.cluster.hierarchy import linkage
+
+        return np.asarray(linkage(condensed, method="average"))
+    y = np.ascontiguousarray(condensed, dtype=np.float64)
+    if not np.all(np.isfinite(y)):  # as linkage checks
+        raise ValueError("The condensed distance matrix must contain only finite values.")
+    return np.asarray(nn_chain(y, n, _AVERAGE))
+
+
+@cache
+def _nn_chain() -> Callable[[np.ndarray, int, int], np.ndarray] | None:
+    """scipy's compiled ``nn_chain`` (``scipy/cluster/_hierarchy``), loaded as the module it is
+    (kept in sys.modules under its name: a later ``import scipy.cluster`` takes that one); None
+    when it cannot be found or loaded (then ``linkage`` itself is called)."""
+    name = "scipy.cluster._hierarchy"
+    mod = sys.modules.get(name)
+    if mod is None:
+        try:
+            import scipy
+
+            folder = Path(scipy.__path__[0]) / "cluster"
+            path = next((folder / f"_hierarchy{sfx}" for sfx in importlib.machinery.EXTENSION_SUFFIXES
+                         if (folder / f"_hierarchy{sfx}").is_file()), None)
+            spec = importlib.util.spec_from_file_location(name, path) if path else None
+            if spec is None or spec.loader is None:
+                return None
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            sys.modules[name] = mod
+        except Exception:  # noqa: BLE001 - any failure: the public function instead
+            return None
+    return getattr(mod, "nn_chain", None)
 
 
 def _cut(children: np.ndarray, n: int, n_groups: int) -> np.ndarray:

@@ -306,11 +306,20 @@ def _score(names: np.ndarray, vocab_kept: pa.Array, u: np.ndarray, w: np.ndarray
     n_rest = n_unit.sum() - n_unit
     al, yr = alpha[w], total[w] - yv
     # log-odds of each word in the unit vs in the rest, both smoothed by the prior
-    d = (np.log((yv + al) / (n_unit[u] + a0 - yv - al))
-         - np.log((yr + al) / (n_rest[u] + a0 - yr - al)))
+    odds_u = (yv + al) / (n_unit[u] + a0 - yv - al)
+    odds_r = (yr + al) / (n_rest[u] + a0 - yr - al)
+    # z ≥ MIN_Z > 0 needs odds_u > odds_r: the logs (most of the time) are taken of those cells
+    # only — each cell's value is computed as before, so the same bits (the margin covers any
+    # rounding of log)
+    up = np.flatnonzero((odds_u >= odds_r * (1.0 - 1e-9)) & (yv > 0))
+    u, w, yv, al, yr = u[up], w[up], yv[up], al[up], yr[up]
+    d = np.log(odds_u[up]) - np.log(odds_r[up])
     z = d / np.sqrt(1.0 / (yv + al) + 1.0 / (yr + al))
-    ok = (z >= MIN_Z) & (yv > 0)
+    ok = z >= MIN_Z
     u, w, z, yv = u[ok], w[ok], z[ok], yv[ok]
+    # only the cells that can be among their unit's top_n are sorted below
+    cand = _top_candidates(u, z, top_n)
+    u, w, z, yv = u[cand], w[cand], z[cand], yv[cand]
     # per unit, highest score first; ties by the word itself so the order never depends on hashing
     # (Arrow sorts UTF-8 bytes: code point order, as numpy's; the words are distinct, no ties)
     word_rank = np.empty(n_cols, dtype=np.int64)
@@ -323,6 +332,27 @@ def _score(names: np.ndarray, vocab_kept: pa.Array, u: np.ndarray, w: np.ndarray
     out = pd.DataFrame({"unit": names[u[keep]], "word": words,
                         "score": np.round(z[keep], 4), "n": yv[keep].astype(np.int64)})
     return out.astype({"score": "float64", "n": "int64"}).reset_index(drop=True)
+
+
+def _top_candidates(u: np.ndarray, z: np.ndarray, top_n: int) -> np.ndarray:
+    """The cells (positions) whose score is at least the ``top_n``-th largest of their run of
+    cells of one unit, ties included: every cell of a unit's top ``top_n`` is among them. The
+    cells come grouped by unit (sorted by unit code), so each run is cut on its own by a
+    partition — instead of sorting half a million cells by unit and score (0.1-0.3 s of a
+    rerun at 1,000 reports). A unit split over several runs keeps each run's top: still a
+    superset."""
+    n = len(u)
+    if n <= top_n:
+        return np.arange(n)
+    starts = np.flatnonzero(np.concatenate(([True], u[1:] != u[:-1])))
+    ends = np.concatenate((starts[1:], [n]))
+    keep = np.ones(n, dtype=bool)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        if b - a > top_n:
+            seg = z[a:b]
+            k = (b - a) - top_n
+            keep[a:b] = seg >= np.partition(seg, k)[k]
+    return np.flatnonzero(keep)
 
 
 def _sum_cells(cell: np.ndarray, n: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .text import UNKNOWN_UNIT
+from .text import MAX_PATCHED, UNKNOWN_UNIT, _ipc_bytes
 
 CONTENT_KINDS = ("body", "heading")
 OTHER_THEME = "其他"
@@ -67,10 +68,24 @@ def _part_schema() -> pa.Schema:
     return pa.Schema.from_pandas(empty, preserve_index=False)
 
 
-def combine_matrix(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:
+#: memo entry: the season's counts as last stored: each file's (one record batch per file) and
+#: their sum
+SUM_KEY = "matrix-sum-v1"
+
+
+def combine_matrix(parts: Iterable[pd.DataFrame | pa.Table], memo: Any = None,
+                   digests: Sequence[str | None] | None = None) -> pd.DataFrame:
     """matrix.parquet from the files' counts (frames or Arrow tables): one row per unit × theme ×
     label, ``n`` and ``share`` of the unit's sentences. Counts add up, so this equals counting
-    the whole season at once."""
+    the whole season at once. ``memo`` with ``digests`` (each file's ``table_digest`` of its
+    part; ``parts`` then a sequence): the sum last stored, with the counts of the files changed
+    since taken out (as stored) and put in (as today) — integers, the recount's sums exactly —
+    instead of loading and adding 1,000 parts."""
+    if (memo is not None and digests is not None and isinstance(parts, Sequence)
+            and len(parts) > 1 and all(digests)):
+        m = _summed(parts, digests, memo)
+        if m is not None:
+            return _finish(m)
     frames = [p for p in parts if len(p)]
     if not frames:
         return _finish(matrix_part(pd.DataFrame(columns=["unit", "theme", "label", "kind"])))
@@ -82,6 +97,47 @@ def combine_matrix(parts: Iterable[pd.DataFrame | pa.Table]) -> pd.DataFrame:
     if len(frames) > 1:  # a unit may report in several files
         m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
     return _finish(m)
+
+
+def _summed(parts: Sequence[Any], digests: Sequence[Any], memo: Any) -> pd.DataFrame | None:
+    """The season's summed counts (before ``_finish``) by the memo (``combine_matrix``); None
+    when a part is not an Arrow table (the frame path)."""
+    n = len(parts)
+    st = memo.get(SUM_KEY)
+    if isinstance(st, dict) and len(st.get("digests", ())) == n:
+        changed = [i for i in range(n) if st["digests"][i] != digests[i]]
+        if len(changed) <= MAX_PATCHED:
+            base, offs = _read(st["table"]), st["offsets"]
+            pieces = [_read(st["sum"])]
+            for i in changed:
+                old = base.slice(offs[i], offs[i + 1] - offs[i])
+                if old.num_rows:
+                    pieces.append(old.set_column(old.schema.get_field_index("n"), "n",
+                                                 pc.negate(old["n"])))
+                new = parts[i]
+                if not isinstance(new, pa.Table):
+                    return None
+                if new.num_rows:
+                    pieces.append(new)
+            m = pa.concat_tables(pieces, promote_options="permissive").to_pandas()
+            m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
+            return m[m["n"] != 0].reset_index(drop=True)  # a recount has no empty cell
+    tables = [parts[i] for i in range(n)]
+    frames = [t for t in tables if len(t)]
+    if not frames or not all(isinstance(t, pa.Table) for t in tables):
+        return None
+    every = pa.concat_tables(frames, promote_options="permissive")
+    m = every.to_pandas()
+    if len(frames) > 1:  # a unit may report in several files
+        m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
+    rows = np.cumsum([0, *(t.num_rows for t in tables)]).tolist()
+    memo[SUM_KEY] = {"digests": list(digests), "offsets": rows, "table": _ipc_bytes(every),
+                     "sum": _ipc_bytes(pa.Table.from_pandas(m, preserve_index=False))}
+    return m
+
+
+def _read(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def _finish(m: pd.DataFrame) -> pd.DataFrame:
