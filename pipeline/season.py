@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mmap
 import os
 import pickle
 import shutil
@@ -91,19 +90,13 @@ def pack_parts(parts: Mapping[str, Mapping[str, Any]]) -> bytes:
 
 
 class PartsBlob:
-    """Random access into a blob written by :func:`pack_parts`.
-
-    The file is memory-mapped once (its descriptor closed at once: a season's thousand blobs
-    hold no file descriptors), so each value read is one unpickling, not an open, seek and read.
-    A blob is replaced by a rename, never rewritten, so the mapping stays what it was."""
+    """Random access into a blob written by :func:`pack_parts`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         with path.open("rb") as fh:
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        (n,) = _HEADER.unpack_from(self._map, 0)
-        self.index: dict[tuple[str, str], tuple[int, int]] = pickle.loads(
-            self._map[_HEADER.size:_HEADER.size + n])
+            (n,) = _HEADER.unpack(fh.read(_HEADER.size))
+            self.index: dict[tuple[str, str], tuple[int, int]] = pickle.loads(fh.read(n))
         self._base = _HEADER.size + n
 
     def names(self, ns: str) -> list[str]:
@@ -111,8 +104,9 @@ class PartsBlob:
 
     def get(self, ns: str, name: str) -> Any:
         offset, length = self.index[(ns, name)]
-        start = self._base + offset
-        return pickle.loads(memoryview(self._map)[start:start + length])
+        with self.path.open("rb") as fh:
+            fh.seek(self._base + offset)
+            return pickle.loads(fh.read(length))
 
 
 # ---------------------------------------------------------------- entries kept in memory
@@ -183,8 +177,8 @@ class Entry:
     def parts(self, version: str) -> PartsBlob | None:
         try:
             return PartsBlob(self.parts_path(version))
-        except (OSError, EOFError, ValueError, pickle.UnpicklingError, struct.error):
-            return None  # missing, empty or damaged: made again
+        except (OSError, EOFError, pickle.UnpicklingError, struct.error):
+            return None
 
     def put_parts(self, version: str, parts: Mapping[str, Mapping[str, Any]]) -> PartsBlob:
         path = self.parts_path(version)
