@@ -423,6 +423,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
 
     n_chars = int(pd.to_numeric(docs["n_chars"], errors="coerce").fillna(0).sum())
     folders = [e.folder for e in done]
+    blob_paths = [b.path for b in blobs if b is not None]
     del frames, docs, blobs, done, entries
     timings["total"] = time.perf_counter() - t_start
     manifest = {
@@ -452,7 +453,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
     publish(staging, out_dir)  # also removes the scratch store (a staging-prefixed folder)
     digests.save()
     if cfg.use_cache:
-        server.note_season(folders)  # the warm server keeps these entries in memory
+        server.note_season(folders, blob_paths)  # the warm server keeps these in memory
     if memo is not None:
         memo.prune()
     if cfg.use_cache and cfg.cache_dir is None and not os.environ.get("HUIBIAN_CACHE"):

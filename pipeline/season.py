@@ -90,10 +90,16 @@ def pack_parts(parts: Mapping[str, Mapping[str, Any]]) -> bytes:
 
 
 class PartsBlob:
-    """Random access into a blob written by :func:`pack_parts`."""
+    """Random access into a blob written by :func:`pack_parts` (its index, and the values a
+    long-lived process holds for it, from :data:`RESIDENT` while the file is unchanged)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._values: dict[tuple[str, str], Any] = {}
+        held = RESIDENT.get(path)
+        if held is not None and held[0] == _stat_key(path):
+            self.index, self._base, self._values = held[1]
+            return
         with path.open("rb") as fh:
             (n,) = _HEADER.unpack(fh.read(_HEADER.size))
             self.index: dict[tuple[str, str], tuple[int, int]] = pickle.loads(fh.read(n))
@@ -103,6 +109,8 @@ class PartsBlob:
         return [name for (n, name) in self.index if n == ns]
 
     def get(self, ns: str, name: str) -> Any:
+        if (ns, name) in self._values:
+            return self._values[(ns, name)]
         offset, length = self.index[(ns, name)]
         with self.path.open("rb") as fh:
             fh.seek(self._base + offset)
@@ -114,7 +122,10 @@ class PartsBlob:
 #: entries' small tables held by a long-lived process (the warm server, pipeline/server.py) for
 #: the runs it forks: entry.pkl path → ((inode, mtime, size) when read, its value). An entry is
 #: replaced by a rename, never rewritten in place, so an unchanged stat means unchanged bytes.
-RESIDENT: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+RESIDENT: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+#: the part values a rerun reads for every file whatever changed (the copy search's band keys and
+#: texts, the tables.xlsx rows): held with the blob's index; the rest is read when needed
+RESIDENT_PARTS = (("analyze", "copies"), ("digest", "xlsx"))
 
 
 def _stat_key(path: Path) -> tuple[int, int, int]:
@@ -122,10 +133,18 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def keep_resident(folders: Sequence[Path]) -> int:
-    """Hold these entries' small tables in :data:`RESIDENT` (read once, dropping every other
-    entry); returns how many were read now."""
+def keep_resident(folders: Sequence[Path], blobs: Sequence[Path] | None = None) -> int:
+    """Hold these entries' small tables and their parts' :data:`RESIDENT_PARTS` in
+    :data:`RESIDENT` (each file read once while unchanged; every other entry dropped); returns
+    how many files were read now. Held values are shared by every run forked from this process,
+    so their arrays are made read-only: a combine changing one in place fails loudly.
+    ``blobs``: the parts files the run used (else each folder's are looked for)."""
     wanted = {Path(f) / "entry.pkl" for f in folders}
+    if blobs is None:
+        for f in folders:
+            wanted.update(Path(f).glob("parts-*.bin"))
+    else:
+        wanted.update(Path(b) for b in blobs)
     for path in list(RESIDENT):
         if path not in wanted:
             del RESIDENT[path]
@@ -135,12 +154,29 @@ def keep_resident(folders: Sequence[Path]) -> int:
             key = _stat_key(path)
             if path in RESIDENT and RESIDENT[path][0] == key:
                 continue
-            with path.open("rb") as fh:
-                RESIDENT[path] = (key, pickle.load(fh))
+            if path.name == "entry.pkl":
+                with path.open("rb") as fh:
+                    RESIDENT[path] = (key, pickle.load(fh))
+            else:
+                blob = PartsBlob(path)
+                values = {k: _read_only(blob.get(*k)) for k in RESIDENT_PARTS if k in blob.index}
+                RESIDENT[path] = (key, (blob.index, blob._base, values))
             read += 1
         except Exception:  # noqa: BLE001 - gone or damaged: the run reads (and judges) it itself
             RESIDENT.pop(path, None)
     return read
+
+
+def _read_only(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _read_only(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _read_only(v)
+    return value
 
 
 # ---------------------------------------------------------------- entries

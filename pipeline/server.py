@@ -243,9 +243,9 @@ def _control(command: str) -> dict[str, Any] | None:
     return reply
 
 
-def note_season(folders: list[Path]) -> None:
-    """Tell the warm server which cached entries the run just finished used: it keeps their small
-    tables in memory for the next run it forks (``pipeline.season.keep_resident``)."""
+def note_season(folders: list[Path], blobs: list[Path] | None = None) -> None:
+    """Tell the warm server which cached entries (and parts files) the run just finished used:
+    it keeps them in memory for the next run it forks (``pipeline.season.keep_resident``)."""
     if not enabled():
         return
     path = socket_path()
@@ -254,7 +254,9 @@ def note_season(folders: list[Path]) -> None:
     from .season import atomic_write
 
     with contextlib.suppress(OSError):
-        atomic_write(_season_file(path), json.dumps([str(f) for f in folders]).encode("utf-8"))
+        note = {"entries": [str(f) for f in folders],
+                "blobs": None if blobs is None else [str(b) for b in blobs]}
+        atomic_write(_season_file(path), json.dumps(note).encode("utf-8"))
 
 
 def _season_file(path: Path) -> Path:
@@ -310,7 +312,9 @@ def serve(path: Path, idle: float | None = None) -> None:
     listener.bind(str(path))
     os.chmod(path, 0o600)
     listener.listen(16)
-    listener.settimeout(1.0)
+    # a short tick: a finished run is reaped, and the entries it changed read, before the next
+    # request comes in (a user's, or a script's straight after)
+    listener.settimeout(0.1)
     bound = os.stat(path).st_ino
     last = time.monotonic()
     children: set[int] = set()
@@ -387,12 +391,13 @@ class _Season:
             key = (st.st_ino, st.st_mtime_ns)
             if key != self.seen:
                 self.seen = key
-                folders = [Path(f) for f in json.loads(self.note.read_text(encoding="utf-8"))]
+                note = json.loads(self.note.read_text(encoding="utf-8"))
                 from .season import keep_resident
 
-                keep_resident(folders)
+                keep_resident([Path(f) for f in note["entries"]],
+                              None if note.get("blobs") is None else [Path(b) for b in note["blobs"]])
                 first = True
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             pass
         if first:
             gc.collect()
