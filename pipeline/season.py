@@ -124,8 +124,9 @@ class PartsBlob:
 #: replaced by a rename, never rewritten in place, so an unchanged stat means unchanged bytes.
 RESIDENT: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 #: the part values a rerun reads for every file whatever changed (the copy search's band keys and
-#: texts, the tables.xlsx rows): held with the blob's index; the rest is read when needed
-RESIDENT_PARTS = (("analyze", "copies"), ("digest", "xlsx"))
+#: texts, the tables.xlsx rows, the page's and Word file's text): held with the blob's index; the
+#: rest is read when needed
+RESIDENT_PARTS = (("analyze", "copies"), ("digest", "xlsx"), ("digest", "body"))
 
 
 def _stat_key(path: Path) -> tuple[int, int, int]:
