@@ -12,8 +12,9 @@ prints medians of:
     once by a new problem sentence — as the CLI process's wall time and as the run's own total
     (without Python start-up): served by the warm server the runs leave behind (what a user
     gets) and, for comparison, with ``--no-server`` (a fresh process loading everything);
-  * peak RSS of the run's main process and of the largest process of the run, and the warm
-    server's resident memory (goal ≤ 1 GiB).
+  * peak RSS of the run's own process, of its largest child process (workers, the forked
+    halves of the analysis and digest: ``manifest.json``), of the largest process under the
+    command, and the warm server's resident memory (goal ≤ 1 GiB).
 Every run is a fresh ``python -m pipeline run`` process, so start-up, exit and RSS are real. The
 warm server lives in a private runtime folder and is stopped at the end; the cold runs and the
 bare-jieba timing run before it starts.
@@ -75,7 +76,9 @@ def child_run(season: Path, out: Path, jobs: int, executor: str, *extra: str) ->
         sys.exit(f"run failed ({proc.returncode}):\n{err.decode(errors='replace')[-3000:]}")
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     return wall, {"manifest": manifest,
-                  "rss_main_mib": max(manifest.get("peak_rss_mib", {}).values(), default=0.0),
+                  "rss_main_mib": max((v for k, v in manifest.get("peak_rss_mib", {}).items()
+                                       if k != "child processes"), default=0.0),
+                  "rss_children_mib": manifest.get("peak_rss_mib", {}).get("child processes", 0.0),
                   "rss_worker_mib": usage.ru_maxrss / 1024}  # KiB on Linux
 
 
@@ -136,13 +139,14 @@ def main() -> None:
     # the warm server of these runs lives in a folder of its own, whatever the caller has running
     os.environ["HUIBIAN_RUNTIME_DIR"] = str(work / "runtime")
     os.environ.pop("HUIBIAN_SERVER", None)
-    full, manifest, rss_main, rss_worker = [], {}, 0.0, 0.0
+    full, manifest, rss_main, rss_worker, rss_children = [], {}, 0.0, 0.0, 0.0
     for _ in range(args.full_repeat):
         shutil.rmtree(out, ignore_errors=True)  # cold: no outputs, no cache
         wall, res = child_run(season, out, args.jobs, args.executor, "--no-server")
         full.append(wall)
         manifest = res["manifest"]
         rss_main, rss_worker = max(rss_main, res["rss_main_mib"]), max(rss_worker, res["rss_worker_mib"])
+        rss_children = max(rss_children, res["rss_children_mib"])
     full_s = statistics.median(full)
     t = manifest["timings"]
     docs_s = t.get("documents", full_s)
@@ -175,6 +179,7 @@ def main() -> None:
                 last[mode] = res["manifest"]
                 rerun_totals[(kind, mode)].append(last[mode]["timings"]["total"])
                 rss_main = max(rss_main, res["rss_main_mib"])
+                rss_children = max(rss_children, res["rss_children_mib"])
     if last["served"].get("warm_server") is None:
         print("WARNING: the reruns meant for the warm server ran in their own process")
     server_status = server("status")
@@ -203,8 +208,10 @@ def main() -> None:
         for key, what in (("analyze_timings", "analysis tables"), ("digest_timings", "deliverables")):
             if m.get(key):
                 print(f"    {what}: " + ", ".join(f"{k} {v:.2f}s" for k, v in m[key].items()))
-    print(f"peak RSS: main process {rss_main:,.0f} MiB, largest process of the run {rss_worker:,.0f} MiB "
-          f"(goal ≤ 1024); warm server before stopping: {server_status}")
+    print(f"peak RSS (goal ≤ 1024 MiB): the run's process {rss_main:,.0f} MiB (served or not), "
+          f"its largest child process (workers, forked halves) {rss_children:,.0f} MiB, largest "
+          f"process under the command {rss_worker:,.0f} MiB; warm server before stopping: "
+          f"{server_status}")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

@@ -416,6 +416,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
                          timings=digest_timings)
             timings["digest"] = time.perf_counter() - t0
             peak["digest"] = _peak_rss_mib()
+            peak["child processes"] = _peak_rss_mib(children=True)
             progress.done(task)
             t0 = time.perf_counter()
             meta["sentences"] = sentences_done.result()  # the rows written, for the manifest
@@ -674,11 +675,14 @@ def write_sentences(entries: list[Entry], blobs: list[PartsBlob | None], path: P
     return n
 
 
-def _peak_rss_mib() -> float:
+def _peak_rss_mib(children: bool = False) -> float:
+    """This process's peak resident memory so far (MiB), or with ``children`` the largest of its
+    finished child processes' (worker processes, the forked halves of the analysis and digest)."""
     try:
         import resource
 
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+        who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+        return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # KiB on Linux
     except (ImportError, OSError):
         return 0.0
 

@@ -546,8 +546,8 @@ def combine_problems(parts: Sequence[Mapping[str, Any]], threshold: float = DIST
                 continue
             upd = _updated(label, parts, digests, memo, threshold, min_units)
             if upd is not None:  # a few files' items changed: only their groups made again
-                df, state = upd
-                memo[key] = _frame_bytes(df)
+                df, state, table = upd
+                memo[key] = _table_bytes(table)  # (the frame's Arrow table: no round trip)
                 memo[STATE + key] = state
                 memo[LAST + label] = _last(label, key, digests, STATE + key)
                 out_frames.append(df)
@@ -760,12 +760,13 @@ def _np(a: pa.Array | pa.ChunkedArray, dtype: Any = None) -> np.ndarray:
 
 def _updated(label: str, parts: Sequence[Mapping[str, Any]], digests: Sequence[Mapping[str, Any]],
              memo: MutableMapping[str, Any], threshold: float, min_units: int
-             ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+             ) -> tuple[pd.DataFrame, dict[str, Any], pa.Table] | None:
     """The label's table when a few files' items changed since the last table made: that table
     without the groups those files' items were or are in, those groups made again from the
     items (re-clustering only the blocks whose texts changed) and the cluster ids renumbered —
     what a rebuild gives, without re-assembling the label from every file's items. Also the new
-    ``_state``. None when this does not apply (then the label is rebuilt)."""
+    ``_state``, and the table as Arrow (what the memo keeps). None when this does not apply
+    (then the label is rebuilt)."""
     pk = part_key(label)
     last = memo.get(LAST + label)
     if not isinstance(last, dict) or not last.get("state") or len(last["full"]) != len(digests):
@@ -1056,7 +1057,7 @@ def _updated(label: str, parts: Sequence[Mapping[str, Any]], digests: Sequence[M
              "gmin": gmin_all.take(pa.array(gmin_at[lg])),
              "gname": names_all.take(pa.array(name_at[lg])),
              "kept": remap_g[gs], "opos": out_pos}
-    return out, state
+    return out, state, final
 
 
 def _item_rows(pos: np.ndarray, f2: np.ndarray, src: np.ndarray, starts: np.ndarray,
