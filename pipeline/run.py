@@ -611,8 +611,9 @@ def _corrected_sentences(entry: Entry, corrections: list[dict[str, str]]
 
 # ---------------------------------------------------------------- sentences.parquet
 
-#: rows per Parquet row group of sentences.parquet (bounded memory while streaming)
-ROW_GROUP = 100_000
+#: rows per Parquet row group of sentences.parquet (bounded memory while streaming: the writer
+#: runs next to the analysis, so its buffers add to the run's peak)
+ROW_GROUP = 50_000
 LONG_TEXT_COLUMNS = frozenset({"text", "tokens", "section"})
 
 
