@@ -103,18 +103,24 @@ def test_no_server_runs_here(warm, tmp_path: Path) -> None:
     assert _manifest(out)["warm_server"] is None
 
 
-def test_a_killed_client_takes_its_served_run_with_it(warm, tmp_path: Path) -> None:
-    env, _ = warm
-    out = tmp_path / "out"
+def _served_run_started(env: dict[str, str], out: Path) -> tuple[subprocess.Popen[str], int]:
+    """A client running the government reports into ``out``, once its served run holds the
+    folder's lock; and that run's pid."""
     gov = SHARED / "corpus" / "gov2026"
     cmd = [sys.executable, "-m", "pipeline", "run", str(gov), "--out", str(out), "--jobs", "1"]
-    client = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    client = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     lock = out / ".lock"
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    holder = int(lock.read_text().strip())  # the served child holds the folder's lock
+    return client, int(lock.read_text().strip())
+
+
+def test_a_killed_client_takes_its_served_run_with_it(warm, tmp_path: Path) -> None:
+    env, _ = warm
+    out = tmp_path / "out"
+    client, holder = _served_run_started(env, out)  # the served child holds the folder's lock
     assert holder != client.pid
     client.send_signal(signal.SIGKILL)
     client.wait()
@@ -131,14 +137,7 @@ def test_a_killed_client_takes_its_served_run_with_it(warm, tmp_path: Path) -> N
 def test_ctrl_c_reaches_the_served_run(warm, tmp_path: Path) -> None:
     env, _ = warm
     out = tmp_path / "out"
-    gov = SHARED / "corpus" / "gov2026"
-    cmd = [sys.executable, "-m", "pipeline", "run", str(gov), "--out", str(out), "--jobs", "1"]
-    client = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    lock = out / ".lock"
-    deadline = time.monotonic() + 60
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    client, _ = _served_run_started(env, out)
     client.send_signal(signal.SIGINT)
     _, err = client.communicate(timeout=60)
     assert client.returncode == 130, err
