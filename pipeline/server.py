@@ -67,7 +67,9 @@ def enabled() -> bool:
     """Whether ``huibian run`` may use (and leave behind) a warm server here."""
     if os.environ.get("HUIBIAN_SERVER", "1").strip().lower() in _OFF:
         return False
-    return hasattr(os, "fork") and hasattr(socket, "AF_UNIX") and hasattr(socket, "send_fds")
+    # fork, Unix sockets passing descriptors, and the peer's uid (SO_PEERCRED: Linux)
+    return (hasattr(os, "fork") and hasattr(socket, "AF_UNIX") and hasattr(socket, "send_fds")
+            and hasattr(socket, "SO_PEERCRED"))
 
 
 def runtime_dir() -> Path | None:
@@ -286,13 +288,12 @@ def _warm() -> None:
     """Import every stage and load every model: one run of the bundled sample season (cache off,
     one process) into a scratch folder, its models pinned so that the run does not release them."""
     from .resources import pin_models
-    from .run import RunConfig, run, warm_up
+    from .run import RunConfig, run
 
     pin_models()  # kept through the warm-up run; served runs share these pages with the server
     with tempfile.TemporaryDirectory(prefix="huibian-warm-") as tmp:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             run(RunConfig(out=Path(tmp) / "out", jobs=1, use_cache=False, progress=False))
-    warm_up()
 
 
 def serve(path: Path, idle: float | None = None) -> None:
