@@ -96,9 +96,9 @@ class PartsBlob:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._values: dict[tuple[str, str], Any] = {}
-        held = RESIDENT.get(path)
-        if held is not None and held[0] == _stat_key(path):
-            self.index, self._base, self._values = held[1]
+        held = _resident(path)
+        if held is not None:
+            self.index, self._base, self._values = held
             return
         with path.open("rb") as fh:
             (n,) = _HEADER.unpack(fh.read(_HEADER.size))
@@ -119,8 +119,9 @@ class PartsBlob:
 
 # ---------------------------------------------------------------- entries kept in memory
 
-#: entries' small tables held by a long-lived process (the warm server, pipeline/server.py) for
-#: the runs it forks: entry.pkl path → ((inode, mtime, size) when read, its value). An entry is
+#: files held by a long-lived process (the warm server, pipeline/server.py) for the runs it
+#: forks: path → ((inode, mtime, size) when read, value) — an entry.pkl's small tables, or a
+#: parts blob's (index, offset of its values, {part: value} of :data:`RESIDENT_PARTS`). Files are
 #: replaced by a rename, never rewritten in place, so an unchanged stat means unchanged bytes.
 RESIDENT: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 #: the part values a rerun reads for every file whatever changed and that take longest to read
@@ -133,6 +134,12 @@ RESIDENT_PARTS = (("analyze", "copies"), ("digest", "body"))
 def _stat_key(path: Path) -> tuple[int, int, int]:
     st = os.stat(path)
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _resident(path: Path) -> Any:
+    """What :data:`RESIDENT` holds for ``path`` if the file is still the one read, else None."""
+    held = RESIDENT.get(path)
+    return held[1] if held is not None and held[0] == _stat_key(path) else None
 
 
 def keep_resident(folders: Sequence[Path], blobs: Sequence[Path] | None = None) -> int:
@@ -198,10 +205,8 @@ class Entry:
         so kept once read."""
         if self._small is None:
             path = self.folder / "entry.pkl"
-            held = RESIDENT.get(path)
-            if held is not None and held[0] == _stat_key(path):
-                self._small = held[1]
-            else:
+            self._small = _resident(path)
+            if self._small is None:
                 with path.open("rb") as fh:
                     self._small = pickle.load(fh)
         return self._small

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .text import MAX_PATCHED, UNKNOWN_UNIT, _ipc_bytes
+from .text import MAX_PATCHED, UNKNOWN_UNIT, ipc_bytes, read_ipc
 
 CONTENT_KINDS = ("body", "heading")
 OTHER_THEME = "其他"
@@ -107,8 +107,8 @@ def _summed(parts: Sequence[Any], digests: Sequence[Any], memo: Any) -> pd.DataF
     if isinstance(st, dict) and len(st.get("digests", ())) == n:
         changed = [i for i in range(n) if st["digests"][i] != digests[i]]
         if len(changed) <= MAX_PATCHED:
-            base, offs = _read(st["table"]), st["offsets"]
-            pieces = [_read(st["sum"])]
+            base, offs = read_ipc(st["table"]), st["offsets"]
+            pieces = [read_ipc(st["sum"])]
             for i in changed:
                 old = base.slice(offs[i], offs[i + 1] - offs[i])
                 if old.num_rows:
@@ -131,13 +131,9 @@ def _summed(parts: Sequence[Any], digests: Sequence[Any], memo: Any) -> pd.DataF
     if len(frames) > 1:  # a unit may report in several files
         m = m.groupby(_KEYS, sort=True)["n"].sum().reset_index()
     rows = np.cumsum([0, *(t.num_rows for t in tables)]).tolist()
-    memo[SUM_KEY] = {"digests": list(digests), "offsets": rows, "table": _ipc_bytes(every),
-                     "sum": _ipc_bytes(pa.Table.from_pandas(m, preserve_index=False))}
+    memo[SUM_KEY] = {"digests": list(digests), "offsets": rows, "table": ipc_bytes(every),
+                     "sum": ipc_bytes(pa.Table.from_pandas(m, preserve_index=False))}
     return m
-
-
-def _read(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def _finish(m: pd.DataFrame) -> pd.DataFrame:

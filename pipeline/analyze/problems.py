@@ -28,7 +28,16 @@ import pyarrow.compute as pc
 from ..dictionaries import read_lines, read_table
 from ..resources import process_model
 from .matrix import content_sentences
-from .text import clause_words, content_words, group_key_list, tfidf_matrix, token_lists, unit_list
+from .text import (
+    clause_words,
+    content_words,
+    group_key_list,
+    ipc_bytes,
+    read_ipc,
+    tfidf_matrix,
+    token_lists,
+    unit_list,
+)
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -629,7 +638,7 @@ def _renamed(label: str, digests: Sequence[Mapping[str, Any]],
     base = memo.get(base_key)
     if not isinstance(base, bytes):
         return None
-    t = _rename_rows(_read_table(base), composed)
+    t = _rename_rows(read_ipc(base), composed)
     if t is None:
         return None
     # the rows in (cluster_id, unit, doc_id, idx, text) order, as _combine_label sorts them
@@ -640,11 +649,6 @@ def _renamed(label: str, digests: Sequence[Mapping[str, Any]],
              if t.num_rows else np.zeros(0, dtype=np.int64))
     recipe = {"base": base_key, "map": composed, "order": order, "base_order": base_order}
     return _take_runs(t, order).to_pandas(), recipe
-
-
-def _read_table(data: bytes) -> pa.Table:
-    """A table stored by ``_frame_bytes`` / ``_table_bytes`` (one chunk, as written)."""
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
 def _rename_rows(t: pa.Table, mapping: Mapping[tuple[Any, Any], tuple[Any, Any]]
@@ -683,13 +687,13 @@ def _memo_table(memo: MutableMapping[str, Any], key: str) -> pa.Table | None:
     (``_renamed``); None when missing or unreadable."""
     entry = memo.get(key)
     if isinstance(entry, bytes):
-        return _read_table(entry)
+        return read_ipc(entry)
     if not isinstance(entry, dict):
         return None
     base = memo.get(entry["base"])
     if not isinstance(base, bytes):
         return None
-    t = _rename_rows(_read_table(base), entry["map"])
+    t = _rename_rows(read_ipc(base), entry["map"])
     return None if t is None else _take_runs(t, entry["order"])
 
 
@@ -745,11 +749,10 @@ def _state(uniq: list[str], uwords: list[str], topics: list[str], themes: list[s
 
 
 def _table_bytes(t: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema,
-                           options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-        writer.write_table(t)
-    return sink.getvalue().to_pybytes()
+    """A label's table (or grouping texts) as LZ4-compressed Arrow IPC: read back with the same
+    chunks, so the season table written from a memo hit is byte-identical to the one written
+    after a rebuild (Parquet pages follow the chunks)."""
+    return ipc_bytes(t, "lz4")
 
 
 def _np(a: pa.Array | pa.ChunkedArray, dtype: Any = None) -> np.ndarray:
@@ -780,7 +783,7 @@ def _updated(label: str, parts: Sequence[Mapping[str, Any]], digests: Sequence[M
     st_opos = st["opos"] if last.get("order") is None else st["opos"][last["order"]]
     if not old.num_rows:
         return None
-    texts0 = pa.ipc.open_stream(pa.py_buffer(st["texts"])).read_all()
+    texts0 = read_ipc(st["texts"])
     n0 = texts0.num_rows
     u, k, f = st["u"], st["k"], st["f"]
     n_files = len(digests)
@@ -1084,15 +1087,8 @@ def _item_rows(pos: np.ndarray, f2: np.ndarray, src: np.ndarray, starts: np.ndar
 
 
 def _frame_bytes(df: pd.DataFrame) -> bytes:
-    """A label's table as LZ4-compressed Arrow IPC: several times faster to write and read than
-    Parquet, and read back with the same chunks, so the season table written from a memo hit is
-    byte-identical to the one written after a rebuild (Parquet pages follow the chunks)."""
-    t = pa.Table.from_pandas(df, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema,
-                           options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-        writer.write_table(t)
-    return sink.getvalue().to_pybytes()
+    """:func:`_table_bytes` of a frame."""
+    return _table_bytes(pa.Table.from_pandas(df, preserve_index=False))
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
