@@ -27,6 +27,7 @@ _NOT_PER_DOCUMENT = {
     "run.py", "cli.py", "outputs.py", "executor.py", "cache.py", "progress.py", "lock.py",
     "evaluate.py", "__main__.py", "api.py", "season.py", "forked.py", "analyze", "digest",
     "server.py", "resources.py",  # when and where models load, not what they give
+    "rowgroups.py",
 }
 
 #: bump when the layout of a cached entry changes

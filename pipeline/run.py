@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +46,7 @@ from .season import (
     SeasonParts,
     file_sentences,
     pack_parts,
+    sentences_identity,
 )
 from .segment import segment
 from .structure import structure
@@ -289,7 +290,7 @@ def _table_file(name: str) -> str:
 def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, Any]:
     # season-level stages imported here, not at module level: they are not needed to start
     from .analyze import analyze_parts
-    from .digest import write_digest
+    from .digest import page_body, write_digest
 
     started = datetime.now(UTC)
     t_start = time.perf_counter()
@@ -360,10 +361,19 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         del small
         frames.pop("sentences", None)  # never held whole: streamed from the entries below
 
-        # sentences.parquet is streamed from the entries in a thread while the analysis runs:
-        # Parquet encoding releases the GIL, so on two cores it costs next to nothing
+        memo = FolderMemo(cache_root / f"memo-{parts_version[:16]}") if cfg.use_cache else None
+        # sentences.parquet is written from the entries in a thread while the analysis runs
+        # (Parquet encoding releases the GIL); its row groups are kept in the memo, by the
+        # files' entries (only those of the cache name their content)
+        at = [i for i, e in enumerate(entries) if e is not None]
+        cached = [keys[i] is not None and e.folder == store.entry(str(keys[i])).folder
+                  for i, e in zip(at, done, strict=True)]
         writing = ThreadPoolExecutor(1, thread_name_prefix="sentences")
-        sentences_done = writing.submit(write_sentences, done, blobs, staging / "sentences.parquet")
+        sentences_done = writing.submit(
+            write_sentences, done, blobs, staging / "sentences.parquet",
+            names=[files[i][1] for i in at], memo=memo,
+            keys=[sentences_identity(e, b) if ok else None
+                  for e, b, ok in zip(done, blobs, cached, strict=True)])
         writing.shutdown(wait=False)
 
         # with two cores or more, the analysis and the digest each run half their work in a
@@ -378,7 +388,6 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             # 3. season-level analysis: combines of the files' parts, memoised by content
             task = progress.stage("analyze", None)
             t0 = time.perf_counter()
-            memo = FolderMemo(cache_root / f"memo-{parts_version[:16]}") if cfg.use_cache else None
             written: dict[str, float] = {}  # tables written during the analysis: their seconds
 
             def write_now(name: str, df: pd.DataFrame) -> None:
@@ -387,10 +396,24 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
                 written[name] = time.perf_counter() - t
 
             # each table is written as soon as it is made: this process's tables while the
-            # forked child is still making its own
-            frames.update(analyze_parts(SeasonParts(done, blobs, "analyze"), frames, memo,
-                                        timings=table_timings, fork=split, ready=write_now))
-            timings["analyze"] = time.perf_counter() - t0 - sum(written.values())
+            # forked child is still making its own; then, still waiting for it, the page's text
+            digest_parts = SeasonParts(done, blobs, "digest")
+            page: list[Any] = []
+
+            def page_text() -> None:
+                t = time.perf_counter()
+                try:
+                    page.append(page_body(digest_parts))
+                except Exception:  # noqa: BLE001 - made again by the digest, which reports it
+                    return
+                digest_timings["page text"] = time.perf_counter() - t
+
+            frames.update(analyze_parts(
+                SeasonParts(done, blobs, "analyze"), frames, memo, timings=table_timings,
+                fork=split, ready=write_now, meanwhile=page_text))
+            # (the page's text is the digest's work, made here while waiting: counted there)
+            timings["analyze"] = (time.perf_counter() - t0 - sum(written.values())
+                                  - digest_timings.get("page text", 0.0))
             peak["analyze"] = _peak_rss_mib()
             progress.done(task)
 
@@ -412,9 +435,9 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             t0 = time.perf_counter()
             if sentences_done.done():  # (the pool is the writer's too while it runs)
                 pa.default_memory_pool().release_unused()  # what the analysis freed, for the digest
-            write_digest(frames, meta, staging, SeasonParts(done, blobs, "digest"), memo, fork=split,
-                         timings=digest_timings)
-            timings["digest"] = time.perf_counter() - t0
+            write_digest(frames, meta, staging, digest_parts, memo, fork=split,
+                         timings=digest_timings, body=page[0] if page else None)
+            timings["digest"] = time.perf_counter() - t0 + digest_timings.get("page text", 0.0)
             peak["digest"] = _peak_rss_mib()
             peak["child processes"] = _peak_rss_mib(children=True)
             progress.done(task)
@@ -448,6 +471,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
         "digest_timings": {k: round(v, 3) for k, v in digest_timings.items()},
         "chars_per_second": round(n_chars / timings["total"]) if timings["total"] > 0 else None,
         "peak_rss_mib": peak,
+        "cpu_seconds": _cpu_seconds(),
         "memo": {"hits": memo.hits, "misses": memo.misses} if memo is not None else None,
         "warnings": warnings,
         "versions": _versions(),
@@ -611,10 +635,9 @@ def _corrected_sentences(entry: Entry, corrections: list[dict[str, str]]
 
 # ---------------------------------------------------------------- sentences.parquet
 
-#: rows per Parquet row group of sentences.parquet (bounded memory while streaming: the writer
-#: runs next to the analysis, so its buffers add to the run's peak)
-ROW_GROUP = 50_000
 LONG_TEXT_COLUMNS = frozenset({"text", "tokens", "section"})
+#: bump when the encoding of sentences.parquet's row groups changes (their memo keys)
+ROW_GROUP_FORMAT = "1"
 
 
 def sentence_schema() -> pa.Schema:
@@ -642,38 +665,54 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def write_sentences(entries: list[Entry], blobs: list[PartsBlob | None], path: Path) -> int:
-    """sentences.parquet streamed file by file from the entries (corrected where corrections
-    apply), in input order, ``ROW_GROUP`` rows per row group; returns the number of rows."""
-    import pyarrow.parquet as pq
-
-    schema = sentence_schema()
-    n = 0
-    pending: list[pa.Table] = []
-    held = 0
+def _sentence_writer_options(schema: pa.Schema) -> dict[str, Any]:
     # dictionaries and min/max statistics only where they pay (ids, labels, numbers), never for
     # the long texts; LZ4 (~half the write time of Snappy at nearly its size) only for the texts:
     # on the rest it saved 2 % of the file for 20 % of the write (measured, 1,000 reports)
     small = [f.name for f in schema if f.name not in LONG_TEXT_COLUMNS]
-    compression = {f.name: "lz4" if f.name in LONG_TEXT_COLUMNS | {"evidence"} else "none"
-                   for f in schema}
-    with pq.ParquetWriter(str(path), schema, compression=compression, use_dictionary=small,
-                          write_statistics=small) as writer:
-        for entry, blob in zip(entries, blobs, strict=True):
-            t = file_sentences(entry, blob)
-            if not t.num_rows:
-                continue
-            pending.append(_conform(t, schema))
-            held += t.num_rows
-            n += t.num_rows
-            while held >= ROW_GROUP:
-                batch = pa.concat_tables(pending)
-                writer.write_table(batch.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
-                rest = batch.slice(ROW_GROUP)
-                pending, held = ([rest] if rest.num_rows else []), rest.num_rows
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
-    return n
+    return {"compression": {f.name: "lz4" if f.name in LONG_TEXT_COLUMNS | {"evidence"} else "none"
+                            for f in schema},
+            "use_dictionary": small, "write_statistics": small}
+
+
+def write_sentences(entries: list[Entry], blobs: list[PartsBlob | None], path: Path,
+                    names: Sequence[str] | None = None, keys: Sequence[str | None] | None = None,
+                    memo: MutableMapping[str, Any] | None = None) -> int:
+    """sentences.parquet from the entries (corrected where corrections apply), in input order;
+    returns the number of rows. One row group per run of files (``rowgroups.groups`` over the
+    files' ``names``), each encoded alone and kept in ``memo`` under its files' ``keys`` (a file
+    without a key, e.g. not cached, has its row group encoded every time), then spliced: a rerun
+    after one file changed encodes one row group and copies the others' bytes."""
+    import pyarrow.parquet as pq
+
+    from . import rowgroups
+
+    schema = sentence_schema()
+    options = _sentence_writer_options(schema)
+    names = names if names is not None else [str(i) for i in range(len(entries))]
+    version = stable_id(ROW_GROUP_FORMAT, pa.__version__, schema.to_string(show_schema_metadata=True),
+                        json.dumps(options, sort_keys=True), n=24)
+
+    def group(span: range) -> tuple[str | None, Callable[[], pa.Table]]:
+        def make() -> pa.Table:
+            tables = [_conform(file_sentences(entries[i], blobs[i]), schema) for i in span]
+            tables = [t for t in tables if t.num_rows]
+            return pa.concat_tables(tables) if tables else schema.empty_table()
+
+        if keys is None or any(keys[i] is None for i in span):
+            return None, make
+        return f"sentences-rowgroup-{version}-" + stable_id(*(str(keys[i]) for i in span), n=32), make
+
+    pieces = rowgroups.cached_pieces((group(span) for span in rowgroups.groups(names)), memo,
+                                     **options)
+    with path.open("wb") as fh:
+        try:
+            return rowgroups.splice(pieces, fh)
+        except rowgroups.NoPieces:  # not one sentence in the season
+            fh.seek(0)
+            fh.truncate()
+            pq.write_table(schema.empty_table(), fh, **options)
+            return 0
 
 
 def _peak_rss_mib(children: bool = False) -> float:
@@ -686,6 +725,20 @@ def _peak_rss_mib(children: bool = False) -> float:
         return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # KiB on Linux
     except (ImportError, OSError):
         return 0.0
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) of this process and of its finished child processes (workers,
+    the forked halves): on a busy machine a steadier measure of a run's work than its wall time."""
+    try:
+        import resource
+    except ImportError:
+        return {}
+    out = {}
+    for name, who in (("run", resource.RUSAGE_SELF), ("child processes", resource.RUSAGE_CHILDREN)):
+        r = resource.getrusage(who)
+        out[name] = round(r.ru_utime + r.ru_stime, 3)
+    return out
 
 
 def _versions() -> dict[str, str]:

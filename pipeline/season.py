@@ -302,6 +302,13 @@ def file_sentences(entry: Entry, blob: PartsBlob | None) -> pa.Table:
     return entry.sentences()
 
 
+def sentences_identity(entry: Entry, blob: PartsBlob | None) -> str:
+    """What :func:`file_sentences` gives depends on, for a cached entry: the entry (its folder is
+    named by the file's content and the pipeline) and, when corrected, the correction's version."""
+    corrected = blob is not None and (RUN_NS, SENTENCES) in blob.index
+    return entry.folder.name + (f"\x1f{blob.path.name}" if corrected and blob is not None else "")
+
+
 class FileParts(Mapping[str, Any]):
     """One file's parts of one namespace, loaded on access (nothing is kept), plus "sentences"."""
 

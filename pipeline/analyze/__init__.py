@@ -80,8 +80,8 @@ def season_part(doc: DocTables) -> dict[str, Any]:
 def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.DataFrame],
                   memo: MutableMapping[str, Any] | None = None, *,
                   timings: dict[str, float] | None = None, fork: bool = False,
-                  ready: Callable[[str, pd.DataFrame], None] | None = None
-                  ) -> dict[str, pd.DataFrame]:
+                  ready: Callable[[str, pd.DataFrame], None] | None = None,
+                  meanwhile: Callable[[], None] | None = None) -> dict[str, pd.DataFrame]:
     """Season tables from the files' parts (in input order). ``frames`` (documents, articles,
     toc) are not needed by today's tables; ``memo`` keeps, across runs, the season's summed
     keyword counts (updated by the changed files' old and new parts, kept under their digests),
@@ -95,7 +95,9 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     filled in when given. ``fork``: the keywords and copies are made in a forked child meanwhile
     (:mod:`pipeline.forked`; with a memo that cannot take a child's use back, e.g. a dict, here).
     ``ready(name, table)`` is called for each table as soon as it is made here (the run writes it
-    while the child is still busy), and for the child's once they are back."""
+    while the child is still busy), and for the child's once they are back. ``meanwhile()`` is
+    run here once this process's tables are made, before waiting for the child's: work of a later
+    stage that needs no table (the digest's page text)."""
     ok = [p for p in parts if _NAMES <= set(p)]  # names only: a lazy part's values stay on disk
     tm = timings if timings is not None else {}
     digests = [p[DIGEST] for p in ok] if memo is not None else None
@@ -130,6 +132,8 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
         if ready is not None:
             for name, table in out.items():
                 ready(name, table)
+        if meanwhile is not None:
+            meanwhile()
         tables, secs = beside.result()
     tm.update(secs)
     if ready is not None:

@@ -83,7 +83,8 @@ def _writers() -> list[tuple[str, Callable[[dict[str, pd.DataFrame], dict[str, A
 def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: Path,
                  parts: Sequence[Mapping[str, Any]] | None = None,
                  memo: MutableMapping[str, Any] | None = None, fork: bool = False,
-                 timings: dict[str, float] | None = None) -> list[str]:
+                 timings: dict[str, float] | None = None, body: SeasonBody | None = None
+                 ) -> list[str]:
     """Write every deliverable into ``folder``; returns the names written.
 
     ``frames``: documents, articles, toc and the analysis tables (no sentences needed); ``parts``: one
@@ -98,7 +99,8 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
 
     ``fork``: the two archives are written by a forked child meanwhile (:mod:`pipeline.forked`;
     with a memo that cannot take a child's use back, e.g. a dict, here). ``timings``: seconds per
-    deliverable, filled in when given.
+    deliverable, filled in when given. ``body``: the page's text already combined from these parts
+    (:func:`page_body`, made while the analysis was waiting), else made here.
     """
     from . import docx, html
     from .qdpx import write_qdpx
@@ -110,9 +112,9 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
 
     def page_data() -> dict[str, Any]:
         if not shared:
-            body = SeasonBody(parts)
-            per_role, _ = html.prepare(body)  # reads the quotes' and the search's rows once
-            shared["body"] = body
+            page = body if body is not None else page_body(parts)
+            per_role, _ = html.prepare(page)  # (done already by page_body: its rows are read)
+            shared["body"] = page
             shared["profiles"] = unit_profiles(frames, per_role=per_role, body=body)
             if html.MAX_MEMBERS == docx.MAX_DOCX_MEMBERS and html.MAX_CLUSTERS >= docx.MAX_DOCX_CLUSTERS:
                 # one grouping of the problems for both (the DOCX shows the first of the same list)
@@ -154,6 +156,16 @@ def write_digest(frames: dict[str, pd.DataFrame], meta: dict[str, Any], folder: 
                 ok[name] = write(name, w)
         ok.update((name, fut.result()) for name, _, fut in archives if name not in ok)
     return [name for name, _ in writers if ok[name]]
+
+
+def page_body(parts: Sequence[Mapping[str, Any]]) -> SeasonBody:
+    """The season's text as the page and the Word file need it, its quotes' and search rows read:
+    it needs the files' parts only, not the analysis tables, so a run makes it while it waits."""
+    from . import html
+
+    body = SeasonBody(parts)
+    html.prepare(body)
+    return body
 
 
 def _write_forked(writers: list[tuple[str, Callable[[Path], None]]],
