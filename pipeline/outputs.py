@@ -94,11 +94,19 @@ def prepare(out_dir: Path) -> Path:
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
-    """CSV or Parquet; both are byte-identical for identical frames (no timestamps inside)."""
+    """CSV or Parquet; both are byte-identical for identical frames (no timestamps inside).
+
+    Parquet is written as ``DataFrame.to_parquet`` writes it, but from one chunk per column:
+    Parquet's pages follow the chunks an Arrow column comes in, and those depend on how the frame
+    was made (a rerun patches the last run's table), while the same rows must give the same bytes.
+    (Combining releases the GIL: the run writes its tables in a thread.)"""
     if path.suffix == ".csv":
         df.to_csv(path, index=False, encoding="utf-8")
     else:
-        df.to_parquet(path, index=False)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False).combine_chunks(), path)
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -56,6 +56,9 @@ from .tag import tag
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = REPO_ROOT / "corpus" / "sample"
 
+#: the season tables the analysis makes (written by the run as each is made)
+ANALYSIS_TABLES = frozenset({"matrix", "keywords", "problems", "copies", "figures"})
+
 #: the per-document stages, in order; each is Document -> Document
 STAGES = (("normalize", normalize), ("structure", structure), ("segment", segment), ("tag", tag))
 
@@ -388,15 +391,15 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             # 3. season-level analysis: combines of the files' parts, memoised by content
             task = progress.stage("analyze", None)
             t0 = time.perf_counter()
-            written: dict[str, float] = {}  # tables written during the analysis: their seconds
+            # each table is written as soon as it is made, in a thread (Parquet encoding releases
+            # the GIL): this process's tables while the forked child is still making its own;
+            # meanwhile, still waiting for the child, this thread makes the page's text
+            writer = ThreadPoolExecutor(1, thread_name_prefix="tables")
+            writes: list[Any] = []
 
             def write_now(name: str, df: pd.DataFrame) -> None:
-                t = time.perf_counter()
-                write_table(df, staging / _table_file(name))
-                written[name] = time.perf_counter() - t
+                writes.append(writer.submit(write_table, df, staging / _table_file(name)))
 
-            # each table is written as soon as it is made: this process's tables while the
-            # forked child is still making its own; then, still waiting for it, the page's text
             digest_parts = SeasonParts(done, blobs, "digest")
             page: list[Any] = []
 
@@ -412,8 +415,7 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
                 SeasonParts(done, blobs, "analyze"), frames, memo, timings=table_timings,
                 fork=split, ready=write_now, meanwhile=page_text))
             # (the page's text is the digest's work, made here while waiting: counted there)
-            timings["analyze"] = (time.perf_counter() - t0 - sum(written.values())
-                                  - digest_timings.get("page text", 0.0))
+            timings["analyze"] = time.perf_counter() - t0 - digest_timings.get("page text", 0.0)
             peak["analyze"] = _peak_rss_mib()
             progress.done(task)
 
@@ -428,9 +430,15 @@ def _run_locked(cfg: RunConfig, inputs: list[str], out_dir: Path) -> dict[str, A
             }
             t0 = time.perf_counter()
             for name, df in frames.items():
-                if name not in written:
-                    write_table(df, staging / _table_file(name))
-            timings["write"] = time.perf_counter() - t0 + sum(written.values())
+                if name in ANALYSIS_TABLES:
+                    continue  # (written by ``write_now``)
+                write_table(df, staging / _table_file(name))
+            # every write done before the digest forks its child: a fork must not catch another
+            # thread inside Arrow's or the file's locks
+            for done_writing in writes:
+                done_writing.result()
+            writer.shutdown()
+            timings["write"] = time.perf_counter() - t0
             task = progress.stage("digest", None)
             t0 = time.perf_counter()
             if sentences_done.done():  # (the pool is the writer's too while it runs)

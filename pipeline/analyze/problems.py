@@ -721,6 +721,9 @@ def _take_runs(t: pa.Table, order: np.ndarray, combine: bool = True) -> pa.Table
 STATE = "problems-state-"
 #: most changed files a label is updated for instead of rebuilt
 MAX_CHANGED = 8
+#: an updated table is kept in the chunks its runs of rows came in (copying ~100 MB into one was
+#: a fifth of an update; the written file does not depend on chunks) until it has this many
+MAX_CHUNKS = 4096
 #: the columns of problems.parquet that are the items' own
 _ITEM_OUT = ("label", "unit", "doc_id", "article_id", "text", "sentence", "page", "idx")
 
@@ -749,9 +752,8 @@ def _state(uniq: list[str], uwords: list[str], topics: list[str], themes: list[s
 
 
 def _table_bytes(t: pa.Table) -> bytes:
-    """A label's table (or grouping texts) as LZ4-compressed Arrow IPC: read back with the same
-    chunks, so the season table written from a memo hit is byte-identical to the one written
-    after a rebuild (Parquet pages follow the chunks)."""
+    """A label's table (or grouping texts) as LZ4-compressed Arrow IPC (read back in the same
+    chunks; ``outputs.write_table`` makes the file the same whatever they are)."""
     return ipc_bytes(t, "lz4")
 
 
@@ -1040,7 +1042,9 @@ def _updated(label: str, parts: Sequence[Mapping[str, Any]], digests: Sequence[M
     cols["cluster_id"] = pa.array(id_list, pa.string()).take(pa.array(ids_at[g]))
     cols["cluster_name"] = names_all.take(pa.array(name_at[g]))
     final = pa.Table.from_arrays([cols[c].cast(old.schema.field(c).type) for c in old.column_names],
-                                 schema=old.schema).combine_chunks()
+                                 schema=old.schema)
+    if max(c.num_chunks for c in final.columns) > MAX_CHUNKS:  # (each update slices it again)
+        final = final.combine_chunks()
     out = final.to_pandas()
     # the new state: live texts and live groups only
     lt = np.flatnonzero(live)
