@@ -202,9 +202,9 @@ def entry() -> NoReturn:
             stream.flush()
         except (OSError, ValueError):  # closed (a `head` that went away): nothing left to say
             pass
-    from .outputs import finish_discarding
-
-    finish_discarding()  # the outputs this run replaced: no leftover folder once it has said done
+    outputs = sys.modules.get(f"{__package__}.outputs")  # (not imported by a served run's client)
+    if outputs is not None:
+        outputs.finish_discarding()  # what this run replaced: no leftover once it has said done
     os._exit(code)
 
 
