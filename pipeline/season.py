@@ -29,9 +29,9 @@ import pickle
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -46,11 +46,15 @@ RUN_NS = "run"
 _HEADER = struct.Struct("<Q")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """``path`` replaced at once by ``data``, or by what ``data(fh)`` writes into the file."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
         if replace(Path(tmp), path):  # exchanged: the previous version is at tmp now
             os.unlink(tmp)
     except BaseException:
@@ -389,7 +393,8 @@ class FolderMemo(MutableMapping[str, Any]):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            # pickled straight into the file: no second copy of a 100 MB table in memory
+            atomic_write(path, lambda fh: pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL))
             self._used.add(path)
         except OSError:
             pass  # a full disk costs speed next time, not this run's outputs
