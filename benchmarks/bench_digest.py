@@ -18,7 +18,8 @@ run at ``--scale 5`` is a 1,000-report season of ~400,000 sentences. ``--writers
 ``--parts`` (issue 8) times tables.xlsx and corpus.qdpx the way a run makes them: per-file fragments
 built cold in this one process (``xlsx.document_part``, ``qdpx.document_part``, from the run's rows
 grouped by doc_id), then the season assembly from ready fragments (with a warm memo), medians of
-``--repeat`` runs:
+``--repeat`` runs; then tables.xlsx as a rerun after one changed file writes it (that file's rows
+under a new doc_id, and back, each write on the memo the one before left):
 
     python benchmarks/bench_digest.py /tmp/season1000_ref --parts --repeat 3
 """
@@ -41,6 +42,7 @@ import pandas as pd
 
 from pipeline.digest import _writers
 from pipeline.run import load_frames
+from pipeline.season import FolderMemo
 
 
 def _meta(frames: dict[str, Any]) -> dict[str, Any]:
@@ -131,9 +133,11 @@ def bench_parts(frames: dict[str, pd.DataFrame], repeat: int) -> None:
                 p[key] = make(t)
             build[key].append(time.perf_counter() - t0)
     small = {k: v for k, v in frames.items() if k != "sentences"}
-    memo: dict[str, Any] = {}
+    changed = one_file_changed(small)
     assemble: dict[str, list[float]] = {"tables.xlsx": [], "corpus.qdpx": []}
+    rerun: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        memo = FolderMemo(Path(tmp) / "memo")  # (as a run's: entries pickled to files)
         xlsx.write_xlsx(small, Path(tmp) / "tables.xlsx", parts, memo=memo)  # fills the memo (a cold run)
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -143,6 +147,10 @@ def bench_parts(frames: dict[str, pd.DataFrame], repeat: int) -> None:
             qdpx.write_qdpx(small, _meta(frames), Path(tmp) / "corpus.qdpx", parts)
             assemble["corpus.qdpx"].append(time.perf_counter() - t0)
         sizes = {n: (Path(tmp) / n).stat().st_size for n in assemble}
+        for i in range(2 * repeat):  # the tables one changed file gives, and back: each a rerun
+            t0, c0 = time.perf_counter(), time.process_time()
+            xlsx.write_xlsx(changed if i % 2 == 0 else small, Path(tmp) / f"rerun{i}.xlsx", parts, memo=memo)
+            rerun.append((time.perf_counter() - t0, time.process_time() - c0))
     print(f"{len(tables)} files with sentences; fragments: "
           f"{sum(len(p['xlsx'].body.data) for p in parts) / 1e6:.1f} MB xlsx, "
           f"{sum(len(p['qdpx'].text.data) + len(p['qdpx'].selections.data) for p in parts if p['qdpx']) / 1e6:.1f}"
@@ -153,6 +161,21 @@ def bench_parts(frames: dict[str, pd.DataFrame], repeat: int) -> None:
         print(f"assemble {name:11s} median {statistics.median(ts):6.2f}s over {len(ts)} runs   "
               f"{sizes[name] / 1e6:6.2f} MB")
     print(f"assemble both   median-sum {sum(statistics.median(t) for t in assemble.values()):6.2f}s")
+    print(f"rerun tables.xlsx after one file changed: median {statistics.median(w for w, _ in rerun):6.3f}s "
+          f"(cpu {statistics.median(c for _, c in rerun):6.3f}s) over {len(rerun)} runs")
+
+
+def one_file_changed(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The season's tables as a rerun after one changed file sees them (but for its new rows): the
+    file's rows under a new doc_id (a file's id is a hash of its content), wherever they are."""
+    doc = str(frames["documents"]["doc_id"].iloc[len(frames["documents"]) // 2])
+    out = {}
+    for name, df in frames.items():
+        if isinstance(df, pd.DataFrame) and "doc_id" in df.columns:
+            df = df.copy()
+            df.loc[df["doc_id"].astype(str) == doc, "doc_id"] = "0" * len(doc)
+        out[name] = df
+    return out
 
 
 def main() -> None:

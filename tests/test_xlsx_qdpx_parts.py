@@ -8,6 +8,7 @@ written is read back with zipfile (CRC checked), openpyxl, pandas and lxml.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import random
 import re
@@ -15,6 +16,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +35,7 @@ from pipeline.digest.zipparts import (
     stored,
 )
 from pipeline.run import RunConfig, load_frames, run
+from pipeline.season import FolderMemo
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +130,22 @@ def test_xlsx_from_parts_same_cells_as_from_frames_and_byte_stable(frames: dict[
         assert sheets["figures"]["value"].tolist() == frames["figures"]["value"].tolist()
 
 
+def test_xlsx_sentence_count_taken_from_documents_is_checked(frames: dict[str, pd.DataFrame],
+                                                             tmp_path: Path) -> None:
+    """The sentences sheet is begun with the documents table's sentence count (no second read of the
+    fragments); a count that is off costs a second writing, never a wrong sheet."""
+    parts = run_parts(frames)
+    xlsx.write_xlsx(frames, tmp_path / "right.xlsx", parts)
+    for delta in (1, -1, -10**7):
+        docs = frames["documents"].copy()
+        docs.loc[0, "n_sentences"] += delta
+        xlsx.write_xlsx(dict(frames, documents=docs), tmp_path / "off.xlsx", parts)
+        with zipfile.ZipFile(tmp_path / "right.xlsx") as a, zipfile.ZipFile(tmp_path / "off.xlsx") as b:
+            assert b.testzip() is None
+            for name in ("xl/worksheets/sheet1.xml", "xl/workbook.xml"):
+                assert a.read(name) == b.read(name), (delta, name)
+
+
 def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.DataFrame], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     s = frames["sentences"].copy()
@@ -163,16 +182,8 @@ def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.Data
     changed = big.copy()
     changed.loc[len(big) // 2, "text"] = "改过的一句"
     changed = pd.concat([changed.iloc[:100], changed.iloc[[7]], changed.iloc[100:]], ignore_index=True)
-    made: list[int] = []  # rows rendered
-    render = xlsx._render_blocks
-
-    def counting(df: pd.DataFrame, wrap: set[str], edges: object, blocks: list[int]) -> object:
-        made.extend(int(edges[i + 1] - edges[i]) for i in blocks)  # type: ignore[index]
-        return render(df, wrap, edges, blocks)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as m:
-        m.setattr(xlsx, "_render_blocks", counting)
-        xlsx.write_xlsx({"problems": changed}, tmp_path / "warm.xlsx", memo=memo)
+    made = rendered_rows(monkeypatch)
+    xlsx.write_xlsx({"problems": changed}, tmp_path / "warm.xlsx", memo=memo)
     assert 0 < sum(made) <= 12 * xlsx.BLOCK_ROWS  # a few blocks, not the table
     xlsx.write_xlsx({"problems": changed}, tmp_path / "cold.xlsx", memo={})
     assert (tmp_path / "warm.xlsx").read_bytes() == (tmp_path / "cold.xlsx").read_bytes()
@@ -180,11 +191,150 @@ def test_xlsx_cells_cleaned_escaped_and_never_formulas(frames: dict[str, pd.Data
     with zipfile.ZipFile(tmp_path / "warm.xlsx") as a, zipfile.ZipFile(tmp_path / "whole.xlsx") as b:
         assert a.namelist() == b.namelist()
         assert all(a.read(n) == b.read(n) for n in a.namelist())  # same XML, only cut differently
-    (entry,) = [v for k, v in memo.items() if k.startswith("xlsx-blocks-")]
-    assert len(entry) <= len(changed) // 4  # this season's blocks only (the old version's dropped)
+    (pack,) = [v for k, v in memo.items() if k.startswith("xlsx-blocks") and "+" not in k]
+    assert len(pack[0]) <= len(changed) // 4  # this season's blocks only (the old version's dropped)
 
 
-# ------------------------------------------------------------------------------------------ QDPX
+def rendered_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row count of each block the writer renders from here on (not taken from the memo)."""
+    made: list[int] = []
+    render = xlsx._render_blocks
+
+    def counting(columns: list[object], names: list[str], wrap: set[str], edges: np.ndarray,
+                 blocks: list[int]) -> list[object]:
+        made.extend(int(edges[i + 1] - edges[i]) for i in blocks)
+        return render(columns, names, wrap, edges, blocks)
+
+    monkeypatch.setattr(xlsx, "_render_blocks", counting)
+    return made
+
+
+def season_table(frames: dict[str, pd.DataFrame], copies: int = 30) -> pd.DataFrame:
+    """A problems-like season table from the run's real sentences, big enough for the block memo:
+    the reports repeated under other file ids (so the same sentence stands in many rows, as the
+    season's template sentences do), with text, short ids, numbers, booleans and missing values."""
+    s = frames["sentences"]
+    out = []
+    for k in range(copies):
+        out.append(pd.DataFrame({
+            "cluster_id": [f"gap-{(i * 7 + k) % 41:03d}" for i in range(len(s))],
+            "label": s["label"].astype("str"),
+            "doc_id": s["doc_id"].astype("str") + f"{k:02d}",
+            "text": s["text"].astype("str"),
+            "idx": s["idx"].astype("int64"),
+            "confidence": s["confidence"].astype("float64"),
+            "is_target": (s["idx"] % 3 == 0).astype(bool),
+            "page": pd.array([None if i % 5 else k for i in range(len(s))], dtype="Int64"),
+            "n_members": len(s) + k,
+        }))
+    # (rows of a group together, as the problems table has them)
+    return pd.concat(out, ignore_index=True).sort_values("cluster_id", kind="stable", ignore_index=True)
+
+
+def chunked(df: pd.DataFrame, pieces: int) -> pd.DataFrame:
+    """The same table with its columns in ``pieces`` Arrow chunks (a season table is made of the
+    files' tables: ~1,000 chunks)."""
+    table = pa.Table.from_pandas(df, preserve_index=False).combine_chunks()
+    bounds = [round(i * len(df) / pieces) for i in range(pieces + 1)]
+    out = pa.Table.from_batches([b for a, z in itertools.pairwise(bounds) for b in table.slice(a, z - a).to_batches()])
+    back = out.to_pandas()
+    assert pa.Table.from_pandas(back, preserve_index=False)["text"].num_chunks == pieces
+    return back
+
+
+def test_xlsx_reruns_give_a_cold_runs_bytes(frames: dict[str, pd.DataFrame], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reruns after changes of every kind, one after the other on one persistent memo, each give the
+    bytes a cold run (empty memo) gives for the same tables, however the tables are chunked; a rerun
+    renders only the blocks around what changed; openpyxl reads the cells the memo-less writer
+    writes."""
+    base = season_table(frames)
+    assert len(base) >= xlsx.MEMO_MIN_ROWS
+    states: list[pd.DataFrame] = [base]
+    t = base.copy()  # a text edited in place, same byte length (only the text's CRC tells)
+    row = len(t) // 3
+    old = t.loc[row, "text"]
+    t.loc[row, "text"] = old[:-1] + ("甲" if old[-1] != "甲" else "乙")
+    assert len(t.loc[row, "text"].encode()) == len(old.encode())
+    states.append(t)
+    t = pd.concat([t.iloc[:500], t.iloc[[9]], t.iloc[500:4000], t.iloc[4001:]], ignore_index=True)  # in, out
+    states.append(t)
+    t = t.copy()  # a group's count changes on all its rows (n_members), a text goes missing
+    t.loc[t["cluster_id"] == "gap-007", "n_members"] += 1
+    t.loc[77, "text"] = None
+    states.append(t)
+    states.append(base)  # back where it started
+
+    memo = FolderMemo(tmp_path / "memo")
+    made = rendered_rows(monkeypatch)
+    for i, df in enumerate(states):
+        made.clear()
+        for name, table in (("plain", chunked(df, 1)), ("few", chunked(df, 3)), ("many", chunked(df, 40))):
+            xlsx.write_xlsx({"problems": table}, tmp_path / f"{i}-{name}.xlsx", memo=memo)
+        rerendered = sum(made)
+        xlsx.write_xlsx({"problems": df}, tmp_path / f"{i}-cold.xlsx", memo={})  # (as concatenated)
+        cold = (tmp_path / f"{i}-cold.xlsx").read_bytes()
+        for name in ("plain", "few", "many"):
+            assert (tmp_path / f"{i}-{name}.xlsx").read_bytes() == cold, (i, name)
+        if 0 < i < len(states) - 1:
+            assert 0 < rerendered <= len(df) // 4, i  # the blocks around the change, not the table
+    assert rerendered == 0  # back to the first state: every block was in the memo
+
+    xlsx.write_xlsx({"problems": states[3]}, tmp_path / "whole.xlsx")
+    got = pd.read_excel(tmp_path / "3-plain.xlsx", sheet_name="problems")
+    assert got.equals(pd.read_excel(tmp_path / "whole.xlsx", sheet_name="problems"))
+    assert got["n_members"].tolist() == states[3]["n_members"].tolist()
+    assert pd.isna(got.loc[77, "text"]) and got.loc[row + 1, "text"] == states[3].loc[row + 1, "text"]
+
+
+def test_xlsx_memo_losses_cost_time_not_bytes(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    """A memo missing some of its entries, or holding unreadable ones, still gives a cold run's bytes."""
+    df = season_table(frames, copies=20)
+    changed = df.drop(index=range(100, 140)).reset_index(drop=True)
+    assert len(changed) >= xlsx.MEMO_MIN_ROWS
+    xlsx.write_xlsx({"problems": changed}, tmp_path / "cold.xlsx", memo={})
+    cold = (tmp_path / "cold.xlsx").read_bytes()
+    for lost in ("+groups", "+new", ""):
+        memo: dict[str, object] = {}
+        xlsx.write_xlsx({"problems": df}, tmp_path / "a.xlsx", memo=memo)
+        xlsx.write_xlsx({"problems": changed}, tmp_path / "b.xlsx", memo=memo)
+        (key,) = [k for k in memo if k.startswith("xlsx-blocks") and "+" not in k]
+        memo[key + lost] = "damaged"
+        xlsx.write_xlsx({"problems": changed}, tmp_path / "c.xlsx", memo=memo)
+        assert (tmp_path / "c.xlsx").read_bytes() == cold, lost
+        del memo[key + lost]
+        xlsx.write_xlsx({"problems": changed}, tmp_path / "d.xlsx", memo=memo)
+        assert (tmp_path / "d.xlsx").read_bytes() == cold, lost
+
+
+def test_text_columns_keyed_alike_across_chunks(frames: dict[str, pd.DataFrame]) -> None:
+    """The block keys read a text column's bytes where Arrow holds them (one buffer per chunk):
+    a range's CRC over chunk edges, each row's length and first bytes are those of the joined
+    column, with missing values as empty ones."""
+    texts = frames["sentences"]["text"].tolist() * 3
+    texts[5:9] = ["a", "", "长", "abcdefgh"]
+    ids = frames["sentences"]["doc_id"].tolist() * 3  # (short values only: joined when in many chunks)
+    rnd = random.Random(5)
+    work = xlsx._Scratch()
+    for values in (texts, [None if i % 17 == 0 else t for i, t in enumerate(texts)], ids):
+        joined = pa.array(values, pa.large_string())
+        raw = [(v or "").encode() for v in values]
+        a = np.array(sorted(rnd.sample(range(len(values) - 1), 40)))
+        b = np.array([rnd.randrange(x + 1, len(values) + 1) for x in a])
+        for pieces in (1, 3, 40):
+            bounds = [round(i * len(values) / pieces) for i in range(pieces + 1)]
+            arr = pa.chunked_array([joined.slice(x, y - x) for x, y in itertools.pairwise(bounds)])
+            lengths = np.empty(len(values), dtype=np.int64)
+            text = xlsx._TextColumn.of(arr, lengths)
+            assert lengths.tolist() == [len(r) for r in raw], pieces
+            # (a missing value's bytes are none: the CRC of a range is that of its values' bytes)
+            assert text.crcs(a, b) == [zlib.crc32(b"".join(raw[x:y])) for x, y in zip(a, b, strict=True)], pieces
+            short = np.flatnonzero(lengths <= xlsx.SHORT_TEXT)
+            heads = text.heads(short, lengths[short], work)
+            assert heads.tolist() == [int.from_bytes(raw[i][:8].ljust(8, b"\0"), "little") for i in short], pieces
+
+
+# ------------------------------------------------------------------------------------------ QDPX# ------------------------------------------------------------------------------------------ QDPX
 
 def test_qdpx_from_parts_is_stable_and_independent_of_the_season(frames: dict[str, pd.DataFrame],
                                                                   tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ import math
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from xlsxwriter.utility import xl_col_to_name
 
 from ..season import FrameParts, docs_from_frames
 from .common import XML_ILLEGAL, is_missing, source_names
-from .zipparts import Deflated, ZipWriter, deflate, stored
+from .zipparts import Deflated, ZipWriter, crc32_concat_many, crc32_shift, deflate, stored
 
 # sheet name → columns CONTRACT.md promises, used for the header when the table is absent
 SHEETS: dict[str, list[str]] = {
@@ -246,12 +247,15 @@ HEADER_XF, WRAP_XF = 1, 2  # cell styles (styles.xml): bold on a fill; wrapped, 
 SENTENCE_WRAP = frozenset({"text", "section"})
 EMPTY_CELL = "<c/>"  # no `r` attributes: cells and rows take the next position, so a gap needs a cell
 MEMO_MIN_ROWS = 8192  # season tables from this size on are memoised in blocks (smaller: made whole)
-# rows per memoised block (on average; cut by content) of a big season table (problems, figures).
-# Small because one changed file has rows in most of the problem groups: at 1,000 reports it
-# touches ~300 blocks, and each costs its rows (64: ~30,000 rows made again instead of ~230,000
-# at 4,096; the price is ~15 % more compressed bytes for those sheets)
-BLOCK_ROWS = 64
-BATCH_ROWS = 16_384  # rows of missing blocks rendered at a time
+# rows per memoised block (on average; cut by content) of a big season table (problems, figures);
+# a power of 2 (a cut tests the row hash's low bits). Small because one changed file has rows in most
+# of the problem groups: at 1,000 reports it touches ~300 blocks, and each costs its rows (32:
+# ~17,000 rows made again, 64: ~33,000; the price is ~14 % more compressed bytes for those sheets
+# than at 64, ~4 % for the workbook). Blocks are keyed in groups of GROUP_BLOCKS (on average) so
+# that the per-block work (a zlib call per text column) is done only where rows changed.
+BLOCK_ROWS = 32
+GROUP_BLOCKS = 8
+BATCH_ROWS = 4096  # rows of missing blocks rendered at a time
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,7 @@ def row_cells(df: pd.DataFrame, wrap: frozenset[str] | set[str]) -> pa.Array:
     """A table's rows as SpreadsheetML, one string per row, built column by column (no call per
     cell)."""
     try:  # one conversion for the table; a column Arrow cannot type goes value by value
-        columns: list[Any] = pa.Table.from_pandas(df, preserve_index=False).columns
+        columns: list[Any] = pa.Table.from_pandas(df, preserve_index=False, nthreads=1).columns
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         columns = [df.iloc[:, i] for i in range(len(df.columns))]
     return _joined_cells(columns, [str(c) for c in df.columns], wrap)
@@ -449,49 +453,544 @@ class Sheet:
     body: Iterable[Deflated]
 
 
-def _content_hash(df: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(df, index=False).to_numpy()
+# ------------------------------------------------------------------ big season tables in memoised blocks
+#
+# A rerun after one changed file sees the big tables again (problems: 260,000 rows at 1,000 reports)
+# but for a few hundred rows, spread over the whole table. The rows are cut by content into blocks of
+# ~BLOCK_ROWS rows (a change makes its own block again, not the table) and the blocks into groups of
+# ~GROUP_BLOCKS blocks. The memo keeps each block's compressed XML by a key of the block's rows, and
+# each group's blocks (their keys, the group's CRC) by a key of the group's rows. Every run reads every
+# row, so that reading is kept to what C does at memory speed: per row a 64-bit hash of its
+# fixed-width content (numpy: numbers' bits, text lengths, short texts' first bytes; no Python object
+# per value), per group one CRC-32 of each text column's bytes (they lie back to back in the Arrow
+# buffers: one zlib call a column, ~7 GB/s; SHA-1 would read them at ~2 GB/s); only groups the memo
+# does not know are keyed block by block. (A CRC is no cryptographic hash: two texts of one length
+# whose bytes differ in more than 4 consecutive bytes may share it, odds 2^-32 a changed block.)
+
+_U64 = np.uint64
+_SEED = _U64(0x243F6A8885A308D3)
+# odd multipliers, one per value folded into a row's hash (cycled): fixed, so every process and run agree
+_MULTIPLIERS = tuple(_U64((0x9E3779B97F4A7C15 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF) for i in range(61))
+_NULL_MARK = _U64(0xD6E8FEB86659FD93)
+SHORT_TEXT = 16  # text values up to this many bytes count in the row hash by their first 8 bytes
+FEW_CHUNKS = 8  # text columns of more chunks are joined (their short values) to read first bytes
+# rows alike in all the row hash sees (no cut among them, e.g. one row repeated) are cut every
+# MAX_BLOCK_ROWS rows, and blocks into groups every MAX_GROUP_BLOCKS blocks
+MAX_BLOCK_ROWS = 16 * BLOCK_ROWS
+MAX_GROUP_BLOCKS = 4 * GROUP_BLOCKS
+KEY_VERSION = 2  # of the keys (in the memo entries' names): keys of another version never meet these
+
+Group = tuple[tuple[bytes, ...], tuple[int, ...], int, int, int]  # block keys, their rows, crc, size, shift
+
+
+@dataclass
+class _TextColumn:
+    """A text column's bytes where Arrow holds them: one buffer per chunk (a season table made of the
+    files' tables has ~1,000 chunks), nothing copied (in the forked child that writes the workbook
+    every new page of memory costs a fault: ~0.4 ms an array of 260,000 rows). Where a row's bytes
+    lie in its chunk's buffer: from the chunk's offsets when there are few chunks (or nulls), else
+    from the chunk's first offset and the rows' lengths (no Python step per chunk and row)."""
+
+    arr: pa.Array | pa.ChunkedArray
+    data: list[memoryview]
+    chunk_rows: np.ndarray  # the first row of each chunk, then the row count
+    offsets: list[np.ndarray] | None  # per chunk: where its rows' bytes start in its buffer, then its end
+    base: np.ndarray | None = None  # (many chunks) each chunk's first offset
+    ends: np.ndarray | None = None  # (many chunks) each row's end, counted over all chunks' bytes
+
+    @classmethod
+    def of(cls, arr: pa.Array | pa.ChunkedArray, lengths: np.ndarray) -> _TextColumn:
+        """The column, and each row's length in bytes into ``lengths`` (0 for a null: the bytes
+        under a null are no content)."""
+        chunks = [c for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]) if len(c)]
+        many = len(chunks) > FEW_CHUNKS and not arr.null_count
+        if many:
+            np.copyto(lengths, pc.binary_length(arr).to_numpy(zero_copy_only=False))
+            if int(lengths.sum()) <= SHORT_TEXT * len(lengths):  # short values (ids): joined, a few MB
+                return cls.of(arr.combine_chunks(), lengths)
+        wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+        width, dtype = (8, np.int64) if wide else (4, np.int32)
+        rows = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in chunks], out=rows[1:])
+        buffers = [c.buffers() for c in chunks]
+        data = [memoryview(b[2] or b"") for b in buffers]
+        if not many:
+            offsets = [np.frombuffer(b[1], dtype=dtype, count=len(c) + 1, offset=width * c.offset)
+                       .astype(np.int64, copy=False) for c, b in zip(chunks, buffers, strict=True)]
+            for o, r in zip(offsets, rows.tolist(), strict=False):
+                np.subtract(o[1:], o[:-1], out=lengths[r:r + len(o) - 1])
+            if arr.null_count:
+                lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
+            return cls(arr, data, rows, offsets)
+        base = np.array([int.from_bytes(b[1][width * c.offset:width * (c.offset + 1)], "little")
+                         for c, b in zip(chunks, buffers, strict=True)], dtype=np.int64)
+        return cls(arr, data, rows, None, base, np.cumsum(lengths))
+
+    def _at(self, rows: np.ndarray, end: bool) -> tuple[list[int], list[int]]:
+        """(chunk, byte position) of the start (or end) of each of these rows."""
+        if self.offsets is not None and len(self.offsets) == 1:
+            return [0] * len(rows), self.offsets[0][rows + 1 if end else rows].tolist()
+        chunk = np.searchsorted(self.chunk_rows, rows, "right") - 1
+        if self.offsets is not None:
+            local = (rows - self.chunk_rows[chunk] + (1 if end else 0)).tolist()
+            chunks = chunk.tolist()
+            return chunks, [int(self.offsets[c][i]) for c, i in zip(chunks, local, strict=True)]
+        assert self.base is not None and self.ends is not None
+        first = self.chunk_rows[chunk]  # bytes of the chunk before the row: ends[row - 1] - ends[first - 1]
+        before = np.where(first > 0, self.ends[np.maximum(first - 1, 0)], 0)
+        upto = self.ends[rows] if end else np.where(rows > 0, self.ends[np.maximum(rows - 1, 0)], 0)
+        return chunk.tolist(), (self.base[chunk] + upto - before).tolist()
+
+    def _chunk_span(self, m: int) -> tuple[int, int]:
+        """Where chunk m's rows' bytes start and end in its buffer."""
+        if self.offsets is not None:
+            return int(self.offsets[m][0]), int(self.offsets[m][-1])
+        assert self.base is not None and self.ends is not None
+        a, b = int(self.chunk_rows[m]), int(self.chunk_rows[m + 1])
+        size = int(self.ends[b - 1]) - (int(self.ends[a - 1]) if a else 0)
+        return int(self.base[m]), int(self.base[m]) + size
+
+    def crcs(self, a: np.ndarray, b: np.ndarray) -> list[int]:
+        """The CRC-32 of the bytes of rows [a, b) for each range, across chunk edges as if the
+        chunks were one buffer."""
+        ca, first = self._at(a, False)
+        cb, last = self._at(b - 1, True)
+        if len(self.data) == 1:
+            data = self.data[0]
+            return [zlib.crc32(data[x:y]) for x, y in zip(first, last, strict=True)]
+        out = []
+        for x, y, i, j in zip(first, last, ca, cb, strict=True):
+            if i == j:
+                out.append(zlib.crc32(self.data[i][x:y]))
+                continue
+            crc = zlib.crc32(self.data[i][x:self._chunk_span(i)[1]])
+            for m in range(i + 1, j):
+                crc = zlib.crc32(self.chunk_bytes(m), crc)
+            out.append(zlib.crc32(self.data[j][self._chunk_span(j)[0]:y], crc))
+        return out
+
+    def chunk_bytes(self, m: int) -> memoryview:
+        x, y = self._chunk_span(m)
+        return self.data[m][x:y]
+
+    def heads(self, rows: np.ndarray | None, lengths: np.ndarray, work: _Scratch) -> np.ndarray:
+        """:func:`_head_bytes` of the given rows (all: None; ascending; ``lengths``: theirs), in
+        ``work``'s arrays."""
+        k = len(lengths)
+        out, hi, at = work.get("head", k, _U64), work.get("hi", k, _U64), work.get("at", k, np.int64)
+        if self.offsets is not None and len(self.offsets) <= FEW_CHUNKS:  # chunk by chunk
+            bounds = self.chunk_rows if rows is None else np.searchsorted(rows, self.chunk_rows)
+            for c, (x, y) in enumerate(itertools.pairwise(bounds.tolist())):
+                if y > x:
+                    o = self.offsets[c]
+                    starts = o[:-1] if rows is None else o[rows[x:y] - self.chunk_rows[c]]
+                    _head_bytes(self.data[c], starts, lengths[x:y], out[x:y], hi[x:y], at[x:y])
+            return out
+        # many chunks: the picked values into one small array first (short values: a few MB at most)
+        arr = self.arr
+        if rows is not None:
+            mask = np.zeros(int(self.chunk_rows[-1]), dtype=bool)
+            mask[rows] = True
+            arr = arr.filter(pa.array(mask))  # (a take from many chunks would join them all first)
+        joined = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        picked = _TextColumn.of(joined, work.get("picked", len(joined), np.int64))
+        assert picked.offsets is not None
+        return _head_bytes(picked.data[0], picked.offsets[0][:-1], lengths, out, hi, at)
+
+
+class _Scratch:
+    """Work arrays for keying the big tables, made once (for the largest) and reused: a new array
+    of 260,000 rows costs ~0.4 ms of page faults in the forked child that writes the workbook, and
+    the row hashes of a season's tables took ~100 of them."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, n: int, dtype: Any) -> np.ndarray:
+        got = self._arrays.get(name)
+        if got is None or len(got) < n:
+            got = self._arrays[name] = np.empty(n, dtype=dtype)
+        return got[:n]
+
+
+@dataclass
+class _Keyed:
+    """A big table's rows as the memo sees them: row hashes, text columns, block edges (rows) and
+    group bounds (indices into the block edges)."""
+
+    row_hash: np.ndarray
+    texts: list[_TextColumn]
+    edges: np.ndarray
+    groups: np.ndarray
+
+    def keys(self, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
+        """The key of each row range [start, end): SHA-1 of its rows' hashes and of the CRC-32 of
+        its bytes in each text column (a block's or a group's XML is a function of these rows)."""
+        crcs = np.empty((len(starts), len(self.texts)), dtype="<u4")
+        for j, text in enumerate(self.texts):
+            crcs[:, j] = text.crcs(starts, ends)
+        out = []
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            digest = hashlib.sha1(self.row_hash[a:b])
+            digest.update(crcs[i])
+            out.append(digest.digest())
+        return out
+
+
+def _arrow_columns(df: pd.DataFrame) -> list[Any]:
+    """The table's columns as Arrow arrays (one conversion; Arrow-backed text is not copied); a column
+    Arrow cannot type stays a Series (its cells are then decided per value, as ``row_cells`` does)."""
+    try:
+        return [c.chunk(0) if c.num_chunks == 1 else c  # (chunks kept: a copy costs page faults)
+                for c in pa.Table.from_pandas(df, preserve_index=False, nthreads=1).columns]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        out: list[Any] = []
+        for i in range(len(df.columns)):
+            s = df.iloc[:, i]
+            try:
+                out.append(pa.array(s, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                out.append(s)
+        return out
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def _keyable(col: Any) -> pa.Array | pa.ChunkedArray:
+    """The column as an Arrow array the row hash reads: text, numbers or booleans. Other kinds (lists,
+    dates, mixed objects) are keyed by their cells' XML itself, which is what the block holds."""
+    arr = col
+    if isinstance(arr, pa.Array | pa.ChunkedArray):
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        if pa.types.is_null(arr.type):
+            return arr.cast(pa.large_string())
+        t = arr.type
+        if _is_text(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            return arr
+    return column_cells(col, False)
+
+
+def _head_bytes(data: memoryview, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, hi: np.ndarray,
+                at: np.ndarray) -> np.ndarray:
+    """The values' first 8 bytes as little-endian integers (zero-padded when shorter), into ``out``
+    (``hi``, ``at``: work arrays as long): the two aligned 8-byte words around each start gathered
+    and shifted together (numpy, in place, no copy of the text). ``starts`` ascend, as offsets do."""
+    words = np.frombuffer(data, dtype="<u8", count=data.nbytes // 8)
+    n = len(starts)
+    whole = 0
+    if len(words) >= 2:
+        whole = int(np.searchsorted(starts, (len(words) - 1) * 8))  # rows whose two words both exist
+        np.right_shift(starts, 3, out=at)
+        np.take(words, at, out=out, mode="clip")
+        at += 1
+        np.take(words, at, out=hi, mode="clip")
+        np.bitwise_and(starts, 7, out=at)
+        np.left_shift(at, 3, out=at)
+        shift = at.view(_U64)
+        np.right_shift(out, shift, out=out)
+        np.left_shift(hi, _U64(1), out=hi)
+        np.subtract(_U64(63), shift, out=shift)
+        np.left_shift(hi, shift, out=hi)  # (shift 0: hi shifted out whole)
+        np.bitwise_or(out, hi, out=out)
+    for i in range(whole, n):  # values starting past the last whole word but one
+        s = int(starts[i])
+        out[i] = int.from_bytes(bytes(data[s:s + 8]), "little")
+    # only the value's own bytes: mask ~(ones << 8·len), shifted in two halves (a shift by 64 is
+    # undefined) with len capped at 8 (all ones)
+    np.minimum(lengths, 8, out=at)
+    np.left_shift(at, 2, out=at)
+    half = at.view(_U64)
+    np.left_shift(_U64(0xFFFFFFFFFFFFFFFF), half, out=hi)
+    np.left_shift(hi, half, out=hi)
+    np.invert(hi, out=hi)
+    np.bitwise_and(out, hi, out=out)
+    return out
+
+
+def _row_keys(columns: Sequence[Any], n: int, work: _Scratch | None = None) -> tuple[np.ndarray, list[_TextColumn]]:
+    """Per row a 64-bit hash of its numbers, booleans, nulls, text lengths and short texts' first
+    bytes, which decides where blocks end; and the text columns, whose bytes the keys read whole
+    (long texts are not read per row: even 8 bytes a value cost ~3 ms a column of 260,000 rows in
+    cache misses). What marks a row (a null, a short text) is marked in that row only: no other
+    row's hash depends on it. Folded in place, in ``work``'s arrays (see _Scratch)."""
+    work = work or _Scratch()
+    h = np.full(n, _SEED, dtype=_U64)
+    scratch = work.get("scratch", n, _U64)
+    lengths = work.get("lengths", n, np.int64)
+    texts: list[_TextColumn] = []
+    multipliers = itertools.cycle(_MULTIPLIERS)
+
+    def fold(values: np.ndarray | None) -> None:  # (in place: h is the one array all along)
+        if values is not None:  # (None: zeros)
+            np.bitwise_xor(h, values, out=h)
+        np.multiply(h, next(multipliers), out=h)
+        np.right_shift(h, _U64(29), out=scratch)
+        np.bitwise_xor(h, scratch, out=h)
+
+    for col in columns:
+        arr = _keyable(col)
+        t = arr.type
+        nulls = arr.null_count
+        if _is_text(t):
+            text = _TextColumn.of(arr, lengths)
+            # short values (ids, names) also by their first bytes: rows of the same template sentence
+            # from different files differ in little else
+            short = np.less_equal(lengths, SHORT_TEXT, out=work.get("short", n, bool))
+            if short.all():  # (an id column: no row picking)
+                h ^= text.heads(None, lengths, work)
+            elif short.any():
+                rows = np.flatnonzero(short)
+                h[rows] ^= text.heads(rows, lengths[rows], work)
+            fold(lengths.view(_U64))
+            texts.append(text)
+        elif nulls == n:  # (all missing: zeros, then every row marked)
+            fold(None)
+        else:
+            vals = (pc.fill_null(arr, False if pa.types.is_boolean(t) else 0) if nulls else arr)
+            v = vals.to_numpy(zero_copy_only=False)
+            fold(v.astype("<f8", copy=False).view(_U64) if v.dtype.kind == "f"
+                 else v.astype("<i8", copy=False).view(_U64))
+        if nulls == n:
+            np.bitwise_xor(h, _NULL_MARK, out=h)
+        elif nulls:
+            h[pc.is_null(arr).to_numpy(zero_copy_only=False)] ^= _NULL_MARK
+    # (splitmix64's finaliser: the low bits that decide the cuts depend on every bit folded in)
+    for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, 0)):
+        np.right_shift(h, _U64(shift), out=scratch)
+        np.bitwise_xor(h, scratch, out=h)
+        if multiplier:
+            np.multiply(h, _U64(multiplier), out=h)
+    return h, texts
+
+
+def _cuts(bounds: np.ndarray, most: int) -> np.ndarray:
+    """``bounds`` (ascending, first and last included) with a cut every ``most`` past each start
+    of a longer gap: cuts of positions, of block numbers alike."""
+    long = np.flatnonzero(np.diff(bounds) > most)
+    if not len(long):
+        return bounds
+    return np.unique(np.concatenate([bounds, *(np.arange(bounds[i] + most, bounds[i + 1], most) for i in long)]))
+
+
+def _keyed(columns: Sequence[Any], n: int, work: _Scratch | None = None) -> _Keyed:
+    """Row hashes, text columns, block edges and group bounds of a big table. A block ends after a
+    row whose hash is 0 modulo BLOCK_ROWS, a group after one whose hash is 0 modulo its rows (such a
+    row ends a block too), so an inserted or changed row moves no edge but its own."""
+    work = work or _Scratch()
+    row_hash, texts = _row_keys(columns, n, work)
+    low = np.bitwise_and(row_hash, _U64(BLOCK_ROWS - 1), out=work.get("scratch", n, _U64))
+    ends = np.flatnonzero(low == 0) + 1  # (BLOCK_ROWS: a power of 2)
+    edges = _cuts(np.unique(np.concatenate(([0], ends, [n]))), MAX_BLOCK_ROWS)
+    inner = edges[1:-1]
+    ends_group = (row_hash[inner - 1] & _U64(BLOCK_ROWS * GROUP_BLOCKS - 1)) == 0
+    groups = np.concatenate(([0], np.flatnonzero(ends_group) + 1, [len(edges) - 1]))
+    return _Keyed(row_hash, texts, edges, _cuts(groups, MAX_GROUP_BLOCKS))
 
 
 def table_sheet(name: str, df: pd.DataFrame | None, header: list[str],
-                memo: MutableMapping[str, Any] | None = None) -> Sheet:
+                memo: MutableMapping[str, Any] | None = None, headers: _Headers | None = None,
+                work: _Scratch | None = None) -> Sheet:
     """A season table (problems, figures, …) as a sheet: widths and types from the table, rows as
-    XML generated column by column. With ``memo``, a big table is cut into small blocks at rows
-    chosen by content (so a change moves few block edges) and each block's compressed XML is kept
-    in one memo entry per table, by a hash of the block's rows: a rerun after one changed file
-    renders (in one batch) and compresses only the blocks it touched."""
+    XML generated column by column. With ``memo``, a big table's blocks come from the memo where it
+    has them (see above): a rerun after one changed file renders (in one batch) and compresses only
+    the blocks it touched."""
     df = _limit_rows(name, df)
-    cols = columns_of(None if df is None else df.head(WIDTH_SAMPLE), header)
     if df is None or not len(df):
-        return Sheet(name, cols, 0, [])
+        return Sheet(name, columns_of(None if df is None else df.head(WIDTH_SAMPLE), header), 0, [])
+    columns = _arrow_columns(df)  # (one conversion for the headers' key, the XML and the keys)
+    if len(df) < MEMO_MIN_ROWS:  # (a small table over ~1,000 chunks costs more to walk than to join)
+        columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    cols = (headers or _Headers(None)).columns(df, columns, header)
     wrap = {c.name for c in cols if c.wrap}
-    df = df.set_axis([c.name for c in cols], axis=1)
+    names = [c.name for c in cols]
     if memo is None or len(df) < MEMO_MIN_ROWS or not len(df.columns):
-        return Sheet(name, cols, len(df), [deflate(rows_xml(df, wrap))])
-    row_hash = _content_hash(df)
-    cuts = np.flatnonzero(row_hash % BLOCK_ROWS == 0) + 1  # a block ends after a row whose hash says so
-    edges = np.unique(np.concatenate(([0], cuts, [len(df)])))
-    # the block's XML depends on its rows, the columns' dtypes and which columns wrap
-    schema = repr([(c, str(t), c in wrap) for c, t in df.dtypes.items()]).encode()
-    memo_key = f"xlsx-blocks-{name}-" + hashlib.sha1(schema).hexdigest()  # (one entry per sheet)
-    keys = [hashlib.sha1(row_hash[a:b].tobytes()).digest() for a, b in itertools.pairwise(edges)]
+        xml = _text_data(_joined_cells(columns, names, wrap))[0] if len(df.columns) else b""
+        return Sheet(name, cols, len(df), [deflate(xml)])
+    keyed = _keyed(columns, len(df), work)
+    # a block's XML depends on its rows, the columns' dtypes and which columns wrap
+    schema = repr([(c, str(t), c in wrap) for c, t in zip(names, df.dtypes, strict=True)]).encode()
+    memo_key = f"xlsx-blocks{KEY_VERSION}-{name}-" + hashlib.sha1(schema).hexdigest()
 
-    def blocks() -> Iterator[Deflated]:
-        try:
-            kept: dict[bytes, tuple[bytes, int, int, int]] = memo.get(memo_key) or {}
-        except Exception:  # noqa: BLE001 - an unreadable memo entry is a miss
-            kept = {}
-        used = {k: kept[k] for k in keys if k in kept}
-        missing = [i for i, k in enumerate(keys) if k not in used]
-        # blocks to make are rendered in batches: a few Arrow calls per batch, not per block
-        for batch in _batches(missing, edges):
-            for i, piece in zip(batch, _render_blocks(df, wrap, edges, batch), strict=True):
-                used[keys[i]] = (piece.data, piece.crc, piece.size, piece.shift)
-        for k in keys:
-            yield Deflated(*used[k])
-        if missing or len(used) != len(kept):
-            memo[memo_key] = used  # this season's blocks only: the entry does not grow run by run
-    return Sheet(name, cols, len(df), blocks())
+    def render(blocks: list[int]) -> list[Deflated]:
+        return _render_blocks(columns, names, wrap, keyed.edges, blocks)
+    return Sheet(name, cols, len(df), _memo_blocks(memo, memo_key, keyed, render))
+
+
+Pack = tuple[list[bytes], bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# how the memo keeps blocks: their keys, compressed bytes back to back, where each ends in them, and
+# their CRCs, sizes and shifts (a few objects to unpickle, not one per block: ~3x faster to read)
+
+
+def _pack(keys: list[bytes], pieces: Callable[[bytes], tuple[bytes | memoryview, int, int, int]]) -> Pack:
+    got = [pieces(k) for k in keys]
+    ends = np.zeros(len(got) + 1, dtype=np.int64)
+    np.cumsum([len(g[0]) for g in got], out=ends[1:])
+    return (keys, b"".join(g[0] for g in got), ends, np.array([g[1] for g in got], dtype=np.uint32),
+            np.array([g[2] for g in got], dtype=np.int64), np.array([g[3] for g in got], dtype=np.uint32))
+
+
+class _Stored:
+    """The blocks the memo holds for a table (a base pack and a recent one), found by key."""
+
+    def __init__(self, *packs: Pack | None) -> None:
+        self.packs = [p for p in packs if p is not None]
+        self.views = [memoryview(p[1]) for p in self.packs]
+        self.where: dict[bytes, tuple[int, int]] = {}
+        for j, p in enumerate(self.packs):
+            self.where.update(zip(p[0], zip(itertools.repeat(j), range(len(p[0])), strict=False), strict=True))
+
+    def piece(self, key: bytes) -> tuple[memoryview, int, int, int]:
+        j, i = self.where[key]
+        _, _, ends, crcs, sizes, shifts = self.packs[j]
+        return self.views[j][ends[i]:ends[i + 1]], int(crcs[i]), int(sizes[i]), int(shifts[i])
+
+    def run(self, keys: Sequence[bytes]) -> memoryview | None:
+        """The bytes of these blocks in one slice when they lie in order in one pack (a group the
+        memo knew: no join)."""
+        first = self.where.get(keys[0])
+        if first is None:
+            return None
+        j, i = first
+        pack = self.packs[j]
+        if i + len(keys) > len(pack[0]) or pack[0][i:i + len(keys)] != list(keys):
+            return None
+        return self.views[j][pack[2][i]:pack[2][i + len(keys)]]
+
+
+def _read_pack(memo: Mapping[str, Any], key: str) -> Pack | None:
+    got = _read_memo_value(memo, key)
+    return got if isinstance(got, tuple) and len(got) == 6 else None
+
+
+def _memo_blocks(memo: MutableMapping[str, Any], memo_key: str, keyed: _Keyed,
+                 render: Callable[[list[int]], list[Deflated]]) -> Iterator[Deflated]:
+    """The table's body, one piece per group of blocks, from the memo or rendered (in batches: a
+    few Arrow calls per batch).
+
+    Memo entries: ``memo_key + "+groups"``, the last run's groups; ``memo_key``, the blocks of some
+    earlier run, and ``memo_key + "+new"``, those of the last run it lacks. A rerun after a small
+    change writes the groups (~0.3 MB) and the second (a few hundred blocks), not the table's ~20 MB
+    of blocks; the first is written again once blocks it lacks or no longer needs pass a quarter of
+    the table's."""
+    edges, groups = keyed.edges, keyed.groups
+    rows = np.diff(edges)
+    group_keys = keyed.keys(edges[groups[:-1]], edges[groups[1:]])
+    known = _read_memo_value(memo, memo_key + "+groups")
+    known = known if isinstance(known, dict) else {}
+    entries: list[Group | None] = [None] * len(group_keys)
+    block_keys: list[bytes] = [b""] * (len(edges) - 1)
+    for g, gk in enumerate(group_keys):
+        a, b = int(groups[g]), int(groups[g + 1])
+        entry = known.get(gk)
+        if entry is not None and entry[1] == tuple(rows[a:b].tolist()):  # (cut alike: always, but
+            entries[g] = entry                                             # for rows forced apart)
+            block_keys[a:b] = entry[0]
+    fresh = [g for g, e in enumerate(entries) if e is None]
+    if fresh:  # the blocks of groups the memo does not know, keyed one by one
+        todo = np.concatenate([np.arange(groups[g], groups[g + 1]) for g in fresh])
+        for i, k in zip(todo.tolist(), keyed.keys(edges[todo], edges[todo + 1]), strict=True):
+            block_keys[i] = k
+    base, recent = _read_pack(memo, memo_key), _read_pack(memo, memo_key + "+new")
+    stored = _Stored(base, recent)
+    made: dict[bytes, tuple[bytes, int, int, int]] = {}
+    missing, claimed = [], set()
+    for i, k in enumerate(block_keys):
+        if k not in stored.where and k not in claimed:
+            claimed.add(k)
+            missing.append(i)
+    for batch in _batches(missing, edges):
+        for i, piece in zip(batch, render(batch), strict=True):
+            made[block_keys[i]] = (piece.data, piece.crc, piece.size, _shift(piece))
+
+    def piece(k: bytes) -> tuple[bytes | memoryview, int, int, int]:
+        return made[k] if k in made else stored.piece(k)
+
+    members = [block_keys[groups[g]:groups[g + 1]] for g in fresh]
+    pieces = [[piece(k) for k in ks] for ks in members]
+    sums = crc32_concat_many([([p[1] for p in ps], [p[3] for p in ps]) for ps in pieces])
+    for g, ks, ps, (crc, shift) in zip(fresh, members, pieces, sums, strict=True):
+        entries[g] = (tuple(ks), tuple(rows[groups[g]:groups[g + 1]].tolist()), crc, sum(p[2] for p in ps), shift)
+    season: dict[bytes, Group] = {}
+    for gk, entry in zip(group_keys, entries, strict=True):
+        assert entry is not None
+        season[gk] = entry
+        data = stored.run(entry[0])
+        yield Deflated(data if data is not None else b"".join(piece(k)[0] for k in entry[0]),
+                       entry[2], entry[3], entry[4])
+    if fresh or season.keys() != known.keys():
+        memo[memo_key + "+groups"] = season  # this season's groups only
+    used = list(dict.fromkeys(block_keys))  # this season's blocks, in order (a known group's in a row)
+    in_base = set(base[0]) if base is not None else set()
+    added = [k for k in used if k not in in_base]
+    stale = len(in_base) - (len(used) - len(added))  # base blocks this season no longer has
+    if base is None or stale + len(added) > len(used) // 4:
+        memo[memo_key] = _pack(used, piece)  # this season's blocks only: the entry does not grow
+        added = []
+    if added != (recent[0] if recent is not None else []):
+        memo[memo_key + "+new"] = _pack(added, piece)
+
+
+def _shift(block: Deflated) -> int:
+    return block.shift if block.shift >= 0 else crc32_shift(block.size)
+
+
+class _Headers:
+    """The columns (header, kind, width, wrap) of the sheets, from the memo when the rows that decide
+    them (a table's first WIDTH_SAMPLE) are ones seen before: :func:`columns_of` reads each of those
+    cells in Python (~20 ms a run over the season's tables). Kept for tables of plain columns only
+    (numbers, booleans, text), which the digest of their rows tells apart exactly."""
+
+    KEY = f"xlsx-columns{KEY_VERSION}"
+
+    def __init__(self, memo: MutableMapping[str, Any] | None) -> None:
+        self.memo = memo
+        known = _read_memo_value(memo, self.KEY) if memo is not None else None
+        self.known: dict[bytes, tuple[tuple[str, str, int, bool], ...]] = known if isinstance(known, dict) else {}
+        self.seen: dict[bytes, tuple[tuple[str, str, int, bool], ...]] = {}
+
+    def columns(self, df: pd.DataFrame, columns: list[Any] | None, header: list[str]) -> list[Column]:
+        """:func:`columns_of` the table's first rows (``columns``: the table as Arrow arrays, if
+        made already)."""
+        head = df.head(WIDTH_SAMPLE)
+        key = self._key(head, columns, header) if self.memo is not None else None
+        if key is None:
+            return columns_of(head, header)
+        spec = self.known.get(key)
+        if spec is None:
+            spec = tuple((c.name, c.kind, c.width, c.wrap) for c in columns_of(head, header))
+        self.seen[key] = spec
+        return [Column(name, kind, [], width, wrap) for name, kind, width, wrap in spec]
+
+    @staticmethod
+    def _key(head: pd.DataFrame, columns: list[Any] | None, header: list[str]) -> bytes | None:
+        if not all(is_bool_dtype(t) or is_numeric_dtype(t) or isinstance(t, pd.StringDtype) for t in head.dtypes):
+            return None
+        if columns is None:
+            columns = _arrow_columns(head)
+        if not all(isinstance(c, pa.Array | pa.ChunkedArray) for c in columns):
+            return None
+        columns = [c.slice(0, len(head)) for c in columns]
+        row_hash, texts = _row_keys(columns, len(head))
+        digest = hashlib.sha1(repr(([str(c) for c in head.columns], [str(t) for t in head.dtypes], header)).encode())
+        digest.update(row_hash)
+        for text in texts:
+            for m in range(len(text.data)):
+                digest.update(text.chunk_bytes(m))
+        return digest.digest()
+
+    def save(self) -> None:
+        if self.memo is not None and self.seen.keys() != self.known.keys():
+            self.memo[self.KEY] = self.seen
+
+
+def _read_memo_value(memo: Mapping[str, Any] | None, key: str) -> Any:
+    try:
+        return None if memo is None else memo.get(key)
+    except Exception:  # noqa: BLE001 - an unreadable memo entry is a miss
+        return None
 
 
 def _batches(blocks: list[int], edges: np.ndarray) -> Iterator[list[int]]:
@@ -509,15 +1008,23 @@ def _batches(blocks: list[int], edges: np.ndarray) -> Iterator[list[int]]:
         yield batch
 
 
-def _render_blocks(df: pd.DataFrame, wrap: set[str], edges: np.ndarray, blocks: list[int]) -> list[Deflated]:
-    """The given blocks' rows as XML in one pass, cut at the blocks' edges and compressed each."""
-    take = np.concatenate([np.arange(edges[i], edges[i + 1]) for i in blocks])
-    rows = row_cells(df.iloc[take], wrap)
+def _render_blocks(columns: list[Any], names: list[str], wrap: set[str], edges: np.ndarray,
+                   blocks: list[int]) -> list[Deflated]:
+    """The given blocks' rows as XML in one pass (the table's Arrow columns sliced, not taken: a
+    take from ~1,000 chunks joins them all first), cut at the blocks' edges and compressed each."""
+    ranges: list[list[int]] = []
+    for i in blocks:  # (neighbouring blocks as one range)
+        a, b = int(edges[i]), int(edges[i + 1])
+        if ranges and ranges[-1][1] == a:
+            ranges[-1][1] = b
+        else:
+            ranges.append([a, b])
+    picked = [_row_ranges(c, ranges) for c in columns]
+    rows = _joined_cells(picked, names, wrap)
     if rows.type != pa.large_string():
         rows = rows.cast(pa.large_string())
-    data = _text_data(rows)[0]
+    data = memoryview(rows.buffers()[2] or b"")  # (compressed from Arrow's buffer: no copy)
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
-    offsets = offsets - offsets[0]
     out, r = [], 0
     for i in blocks:
         n = int(edges[i + 1] - edges[i])
@@ -526,10 +1033,28 @@ def _render_blocks(df: pd.DataFrame, wrap: set[str], edges: np.ndarray, blocks: 
     return out
 
 
-def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str, Any]], key: str) -> Sheet:
+def _row_ranges(column: Any, ranges: list[list[int]]) -> Any:
+    """These rows of a column (an Arrow array, chunked or not, or a Series)."""
+    if isinstance(column, pa.Array | pa.ChunkedArray):
+        pieces = [column.slice(a, b - a) for a, b in ranges]
+        return pa.chunked_array([c for p in pieces for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])],
+                                type=column.type)
+    return column.iloc[np.concatenate([np.arange(a, b) for a, b in ranges])]
+
+
+class _CountOff(Exception):
+    """The fragments hold another number of rows than the sentences sheet was begun with."""
+
+
+def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str, Any]], key: str,
+                   headers: _Headers | None = None, expected: int | None = None) -> Sheet:
     """The sentences sheet from the files' fragments. Widths come from the season's first rows
     (read from the first files' Arrow tables); a file whose fragment has other columns than the
-    first file's, or that crosses Excel's row limit, is rebuilt from its rows."""
+    first file's, or that crosses Excel's row limit, is rebuilt from its rows.
+
+    The sheet's head gives its row count. ``expected`` (the documents table's count) saves reading
+    every fragment once more for it (~50 ms at 1,000 reports); the body then checks it, fragment by
+    fragment, and raises :class:`_CountOff` where it is wrong (the caller writes the sheet again)."""
     first: list[pd.DataFrame] = []
     header: tuple[str, ...] | None = None
     for p in parts:
@@ -544,12 +1069,14 @@ def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str,
         empty = sentence_rows(pd.DataFrame(columns=SHEETS["sentences"]), None, "documents" in frames)
         return Sheet("sentences", columns_of(None, list(empty.columns)), 0, [])
     sample = pd.concat(first, ignore_index=True).head(WIDTH_SAMPLE)
-    cols = columns_of(sample, list(header))
+    cols = (headers or _Headers(None)).columns(sample, None, list(header))
     for c in cols:
         c.wrap = c.name in SENTENCE_WRAP
-    total = 0
-    for p in parts:
-        total += p[key].rows
+    if expected is not None and 0 <= expected < MAX_ROWS:
+        total, checked = expected, True
+    else:  # each fragment read for its row count, then again for its bytes (holding the season's
+        # ~40 MB instead cost as much in page faults in the forked child)
+        total, checked = sum(p[key].rows for p in parts), False
     n = min(total, MAX_ROWS - 1)
     if total > n:
         print(f"huibian: tables.xlsx sheet sentences: {total} rows, Excel holds {n}; "
@@ -559,7 +1086,9 @@ def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str,
         done = 0
         for p in parts:
             part: SheetPart = p[key]
-            if done >= n:
+            if checked and done + part.rows > n:
+                raise _CountOff
+            if done >= n and not checked:
                 return
             if part.columns == header and done + part.rows <= n:
                 yield part.body
@@ -567,6 +1096,8 @@ def sentence_sheet(frames: dict[str, pd.DataFrame], parts: Sequence[Mapping[str,
                 rows = _rows_of(p, frames, header, n - done)
                 yield deflate(rows_xml(rows, SENTENCE_WRAP))
             done += part.rows
+        if checked and done != n:
+            raise _CountOff
     return Sheet("sentences", cols, n, body())
 
 
@@ -678,19 +1209,40 @@ def write_xlsx(frames: dict[str, pd.DataFrame], path: Path, parts: Sequence[Mapp
     """
     if parts is None:
         parts = season_parts(frames, document_part, key)
+    headers, work = _Headers(memo), _Scratch()
     sheets: list[Sheet] = []
     for name, columns in SHEETS.items():
         if name == "sentences":
-            sheets.append(sentence_sheet(frames, parts, key))
+            sheets.append(sentence_sheet(frames, parts, key, headers, _documents_sentences(frames)))
             continue
         df = frames.get(name)
-        sheets.append(table_sheet(name, df if isinstance(df, pd.DataFrame) else None, columns, memo))
+        sheets.append(table_sheet(name, df if isinstance(df, pd.DataFrame) else None, columns, memo, headers, work))
     for name in EXTRA_SHEETS:
         df = frames.get(name)
         if isinstance(df, pd.DataFrame):
-            sheets.append(table_sheet(name, df, [], memo))
+            sheets.append(table_sheet(name, df, [], memo, headers, work))
+    headers.save()
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
+    try:
+        _write_package(tmp, sheets)
+    except _CountOff:  # the documents table's count was not the fragments': counted, written again
+        i = [s.name for s in sheets].index("sentences")
+        sheets[i] = sentence_sheet(frames, parts, key, headers)
+        _write_package(tmp, sheets)
+    tmp.replace(path)
+    return {s.name: s.rows for s in sheets}
+
+
+def _documents_sentences(frames: dict[str, pd.DataFrame]) -> int | None:
+    """The season's sentence count by the documents table (a run's: the files' sentences), if any."""
+    docs = frames.get("documents")
+    if not isinstance(docs, pd.DataFrame) or "n_sentences" not in docs.columns:
+        return None
+    return int(pd.to_numeric(docs["n_sentences"], errors="coerce").fillna(0).sum())
+
+
+def _write_package(path: Path, sheets: list[Sheet]) -> None:
+    with open(path, "wb", buffering=0) as fh:  # (unbuffered: the sheets go out in few big writes)
         z = ZipWriter(fh)
         for name, text in _workbook_files(sheets).items():
             z.write(name, text.encode("utf-8"))
@@ -699,5 +1251,3 @@ def write_xlsx(frames: dict[str, pd.DataFrame], path: Path, parts: Sequence[Mapp
             tail = stored(_sheet_tail(sheet.cols, sheet.rows).encode("utf-8"))
             z.write_pieces(f"xl/worksheets/sheet{i}.xml", itertools.chain([head], sheet.body, [tail]))
         z.close()
-    tmp.replace(path)
-    return {s.name: s.rows for s in sheets}
