@@ -118,9 +118,12 @@ def code_state() -> list[str]:
     model = os.environ.get("HUIBIAN_MODEL")
     if model:
         paths.append(Path(model))
-    # a package installed or removed changes its folder (site-packages); the checkout's own
-    # folder changes with anything written there, and its code is stamped file by file above
-    paths += [Path(p) for p in sys.path if p and Path(p).resolve() != PACKAGE.parent]
+    # a package installed or removed changes its folder (site-packages, a PYTHONPATH folder);
+    # the checkout's folder, and the one ``python -m`` was started in, change with anything
+    # written there (a season's outputs), and this package's code is stamped file by file above
+    started_in = sys.path[0] if sys.path and sys.path[0] in ("", os.getcwd()) else None
+    paths += [Path(p) for p in sys.path
+              if p and p != started_in and Path(p).resolve() != PACKAGE.parent]
     out = []
     for p in paths:
         try:

@@ -14,7 +14,9 @@ import pytest
 from conftest import SAMPLE
 
 from pipeline import rowgroups
-from pipeline.run import RunConfig, run
+from pipeline.analyze import analyze
+from pipeline.analyze.text import sentence_word_codes
+from pipeline.run import RunConfig, load_frames, run
 
 
 def _sample_sentences(tmp_path: Path) -> pa.Table:
@@ -90,3 +92,13 @@ def test_rerun_takes_unchanged_row_groups_from_the_memo_and_gives_a_clean_runs_b
     run(RunConfig(inputs=[str(inputs)], out=clean, jobs=1, use_cache=False))
     assert (cached / "sentences.parquet").read_bytes() == (clean / "sentences.parquet").read_bytes()
     assert "全年新增就业岗位一万二千个。" in set(pd.read_parquet(cached / "sentences.parquet")["text"])
+    # the Python API analyses a run's folder again (its columns may come in one chunk per row group)
+    frames = load_frames(cached)
+    pd.testing.assert_frame_equal(analyze(frames)["matrix"], frames["matrix"], check_dtype=False)
+    tokens = pa.array(frames["sentences"]["tokens"]).combine_chunks()
+    half = len(tokens) // 2
+    chunked = pd.DataFrame({"tokens": pd.arrays.ArrowStringArray(
+        pa.chunked_array([tokens.slice(0, half), tokens.slice(half)]))})
+    whole = pd.DataFrame({"tokens": pd.arrays.ArrowStringArray(tokens)})
+    got, expected = sentence_word_codes(chunked), sentence_word_codes(whole)
+    assert got.n_rows == len(tokens) and got.lists() == expected.lists()

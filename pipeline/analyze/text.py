@@ -186,6 +186,8 @@ def sentence_word_codes(s: pd.DataFrame) -> WordCodes:
             or not len(toks)):
         return word_codes(sentence_tokens(s))
     arr = pa.array(toks)
+    if isinstance(arr, pa.ChunkedArray):  # (a column read from a Parquet file of many row groups)
+        arr = arr.combine_chunks()
     if arr.null_count or pc.min(pc.binary_length(arr)).as_py() == 0:  # a row to cut again
         return word_codes(sentence_tokens(s))
     lists = pc.split_pattern(arr, " ")  # str.split(" ")
