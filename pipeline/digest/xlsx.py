@@ -495,6 +495,7 @@ class _TextColumn:
     data: list[memoryview]
     chunk_rows: np.ndarray  # the first row of each chunk, then the row count
     offsets: list[np.ndarray] | None  # per chunk: where its rows' bytes start in its buffer, then its end
+    spans: list[tuple[int, int]]  # per chunk: where its rows' bytes start and end in its buffer
     base: np.ndarray | None = None  # (many chunks) each chunk's first offset
     ends: np.ndarray | None = None  # (many chunks) each row's end, counted over all chunks' bytes
 
@@ -521,10 +522,12 @@ class _TextColumn:
                 np.subtract(o[1:], o[:-1], out=lengths[r:r + len(o) - 1])
             if arr.null_count:
                 lengths[pc.is_null(arr).to_numpy(zero_copy_only=False)] = 0
-            return cls(arr, data, rows, offsets)
+            return cls(arr, data, rows, offsets, [(int(o[0]), int(o[-1])) for o in offsets])
         base = np.array([int.from_bytes(b[1][width * c.offset:width * (c.offset + 1)], "little")
                          for c, b in zip(chunks, buffers, strict=True)], dtype=np.int64)
-        return cls(arr, data, rows, None, base, np.cumsum(lengths))
+        ends = np.cumsum(lengths)
+        sizes = np.diff(ends[rows[1:] - 1], prepend=0)  # (chunks are not empty)
+        return cls(arr, data, rows, None, list(zip(base.tolist(), (base + sizes).tolist(), strict=True)), base, ends)
 
     def _at(self, rows: np.ndarray, end: bool) -> tuple[list[int], list[int]]:
         """(chunk, byte position) of the start (or end) of each of these rows."""
@@ -541,15 +544,6 @@ class _TextColumn:
         upto = self.ends[rows] if end else np.where(rows > 0, self.ends[np.maximum(rows - 1, 0)], 0)
         return chunk.tolist(), (self.base[chunk] + upto - before).tolist()
 
-    def _chunk_span(self, m: int) -> tuple[int, int]:
-        """Where chunk m's rows' bytes start and end in its buffer."""
-        if self.offsets is not None:
-            return int(self.offsets[m][0]), int(self.offsets[m][-1])
-        assert self.base is not None and self.ends is not None
-        a, b = int(self.chunk_rows[m]), int(self.chunk_rows[m + 1])
-        size = int(self.ends[b - 1]) - (int(self.ends[a - 1]) if a else 0)
-        return int(self.base[m]), int(self.base[m]) + size
-
     def crcs(self, a: np.ndarray, b: np.ndarray) -> list[int]:
         """The CRC-32 of the bytes of rows [a, b) for each range, across chunk edges as if the
         chunks were one buffer."""
@@ -563,14 +557,14 @@ class _TextColumn:
             if i == j:
                 out.append(zlib.crc32(self.data[i][x:y]))
                 continue
-            crc = zlib.crc32(self.data[i][x:self._chunk_span(i)[1]])
+            crc = zlib.crc32(self.data[i][x:self.spans[i][1]])
             for m in range(i + 1, j):
                 crc = zlib.crc32(self.chunk_bytes(m), crc)
-            out.append(zlib.crc32(self.data[j][self._chunk_span(j)[0]:y], crc))
+            out.append(zlib.crc32(self.data[j][self.spans[j][0]:y], crc))
         return out
 
     def chunk_bytes(self, m: int) -> memoryview:
-        x, y = self._chunk_span(m)
+        x, y = self.spans[m]
         return self.data[m][x:y]
 
     def heads(self, rows: np.ndarray | None, lengths: np.ndarray, work: _Scratch) -> np.ndarray:
