@@ -24,7 +24,6 @@ import math
 import re
 import sys
 import unicodedata
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,10 +461,10 @@ class Sheet:
 # each group's blocks (their keys, the group's CRC) by a key of the group's rows. Every run reads every
 # row, so that reading is kept to what C does at memory speed: per row a 64-bit hash of its
 # fixed-width content (numpy: numbers' bits, text lengths, short texts' first bytes; no Python object
-# per value), per group one CRC-32 of each text column's bytes (they lie back to back in the Arrow
-# buffers: one zlib call a column, ~7 GB/s; SHA-1 would read them at ~2 GB/s); only groups the memo
-# does not know are keyed block by block. (A CRC is no cryptographic hash: two texts of one length
-# whose bytes differ in more than 4 consecutive bytes may share it, odds 2^-32 a changed block.)
+# per value), per group one SHA-1 of each text column's bytes (they lie back to back in the Arrow
+# buffers: one call a column, ~2 GB/s; a CRC-32 is 3x faster, but two same-length edits could share
+# one and leave a stale block in the workbook); only groups the memo does not know are keyed block
+# by block.
 
 _U64 = np.uint64
 _SEED = _U64(0x243F6A8885A308D3)
@@ -544,23 +543,24 @@ class _TextColumn:
         upto = self.ends[rows] if end else np.where(rows > 0, self.ends[np.maximum(rows - 1, 0)], 0)
         return chunk.tolist(), (self.base[chunk] + upto - before).tolist()
 
-    def crcs(self, a: np.ndarray, b: np.ndarray) -> list[int]:
-        """The CRC-32 of the bytes of rows [a, b) for each range, across chunk edges as if the
+    def digests(self, a: np.ndarray, b: np.ndarray) -> list[bytes]:
+        """The SHA-1 of the bytes of rows [a, b) for each range, across chunk edges as if the
         chunks were one buffer."""
         ca, first = self._at(a, False)
         cb, last = self._at(b - 1, True)
         if len(self.data) == 1:
             data = self.data[0]
-            return [zlib.crc32(data[x:y]) for x, y in zip(first, last, strict=True)]
+            return [hashlib.sha1(data[x:y]).digest() for x, y in zip(first, last, strict=True)]
         out = []
         for x, y, i, j in zip(first, last, ca, cb, strict=True):
             if i == j:
-                out.append(zlib.crc32(self.data[i][x:y]))
+                out.append(hashlib.sha1(self.data[i][x:y]).digest())
                 continue
-            crc = zlib.crc32(self.data[i][x:self.spans[i][1]])
+            h = hashlib.sha1(self.data[i][x:self.spans[i][1]])
             for m in range(i + 1, j):
-                crc = zlib.crc32(self.chunk_bytes(m), crc)
-            out.append(zlib.crc32(self.data[j][self.spans[j][0]:y], crc))
+                h.update(self.chunk_bytes(m))
+            h.update(self.data[j][self.spans[j][0]:y])
+            out.append(h.digest())
         return out
 
     def chunk_bytes(self, m: int) -> memoryview:
@@ -618,15 +618,14 @@ class _Keyed:
     groups: np.ndarray
 
     def keys(self, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
-        """The key of each row range [start, end): SHA-1 of its rows' hashes and of the CRC-32 of
+        """The key of each row range [start, end): SHA-1 of its rows' hashes and of the SHA-1 of
         its bytes in each text column (a block's or a group's XML is a function of these rows)."""
-        crcs = np.empty((len(starts), len(self.texts)), dtype="<u4")
-        for j, text in enumerate(self.texts):
-            crcs[:, j] = text.crcs(starts, ends)
+        texts = [text.digests(starts, ends) for text in self.texts]
         out = []
         for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             digest = hashlib.sha1(self.row_hash[a:b])
-            digest.update(crcs[i])
+            for column in texts:
+                digest.update(column[i])
             out.append(digest.digest())
         return out
 
