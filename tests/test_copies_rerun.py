@@ -155,7 +155,10 @@ def test_reruns_update_the_state_to_what_a_search_from_scratch_gives(
     copy_doc = str(with_copy["doc_id"].iloc[0])
     assert _pairs_between(first, copy_doc, str(gov[8]["doc_id"].iloc[0])).empty
     came = _pairs_between(tables["copied passage"], copy_doc, str(gov[8]["doc_id"].iloc[0]))
-    assert len(came) == 1 and came["text"].iloc[0] == "".join(copied)
+    # (one passage seen from the copy, or several from the source when the copied sentences lie
+    # apart there: which report is side a follows the ids, i.e. the files' paths)
+    assert len(came) >= 1 and all(any(c in t for t in came["text"]) for c in copied)
+    assert sum(map(len, came["text"])) == len("".join(copied))
     assert _pairs_between(tables["copy deleted"], copy_doc, str(gov[8]["doc_id"].iloc[0])).empty
     before = _pairs_between(tables["copied passage"], str(gov[1]["doc_id"].iloc[0]),
                             str(reissue["doc_id"].iloc[0]))
