@@ -20,8 +20,20 @@ def with_new_ids(doc: dict[str, pd.DataFrame], tag: str) -> dict[str, pd.DataFra
     return out
 
 
+def reissued(sentences: pd.DataFrame, tag: str) -> pd.DataFrame:
+    """A report's sentences reissued under another unit: the same sentences, other ids and unit."""
+    sentences = sentences.copy()
+    for c in ("doc_id", "article_id", "unit"):
+        sentences[c] = sentences[c].astype(str) + tag
+    return sentences
+
+
 def parquet_bytes(df: pd.DataFrame) -> bytes:
-    """The bytes a run would write for ``df``: "the same table" means these are equal."""
+    """The bytes a run would write for ``df`` (``outputs.write_table``): "the same table" means
+    these are equal."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
-    df.to_parquet(sink, index=False)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).combine_chunks(), sink)
     return sink.getvalue()

@@ -18,7 +18,7 @@ from pipeline.analyze import DIGEST, SENTENCES, analyze_parts, copies, document_
 from pipeline.analyze.copies import ROWS_MEMO, TABLE_MEMO, combine_copies, copy_part, fetch_rows
 from pipeline.run import process_path
 from pipeline.tables import to_frames
-from pipeline.testing import parquet_bytes
+from pipeline.testing import parquet_bytes, reissued
 
 GOV = SHARED / "corpus" / "gov2026"
 
@@ -136,14 +136,6 @@ def test_analyze_parts_leaves_copy_parts_on_disk_when_digests_say_nothing_change
     assert np.array_equal(again["share_a"].to_numpy(), first["share_a"].to_numpy())
 
 
-def _reissue(s: pd.DataFrame, tag: str) -> pd.DataFrame:
-    """The report reissued under another unit: same sentences, other ids (as an edit gives)."""
-    s = s.copy()
-    for c in ("doc_id", "article_id", "unit"):
-        s[c] = s[c].astype(str) + tag
-    return s
-
-
 def _edited(s: pd.DataFrame, tag: str) -> pd.DataFrame:
     """The file after an edit: one more body sentence, and (ids hash the file) new ids."""
     extra = s[s["kind"] == "body"].iloc[[-1]].assign(
@@ -165,7 +157,7 @@ def test_changed_seasons_reuse_unchanged_pairs_and_give_the_memo_free_table(
     change."""
     sentences, _ = season
     gov = sentences[:-1]
-    extra = {k: _reissue(gov[1], f"-再版{k}") for k in range(1, 6)}
+    extra = {k: reissued(gov[1], f"-再版{k}") for k in range(1, 6)}
     steps: list[tuple[str, list[pd.DataFrame]]] = [
         ("two reissues", [*gov, extra[1], extra[2]]),
         ("one added", [*gov, extra[1], extra[2], extra[3]]),

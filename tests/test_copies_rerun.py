@@ -28,7 +28,7 @@ from pipeline.analyze.copies import (
 )
 from pipeline.run import process_path
 from pipeline.tables import to_frames
-from pipeline.testing import parquet_bytes
+from pipeline.testing import parquet_bytes, reissued
 
 GOV = SHARED / "corpus" / "gov2026"
 PROBLEM = "同时也要看到，基层医疗服务能力不足，乡镇卫生院人才短缺问题仍然突出。"
@@ -38,14 +38,6 @@ PROBLEM = "同时也要看到，基层医疗服务能力不足，乡镇卫生院
 def gov() -> list[pd.DataFrame]:
     """The gov2026 reports' sentences, one frame per file."""
     return [to_frames([process_path(p, str(p))])["sentences"] for p in sorted(GOV.glob("*.txt"))]
-
-
-def _reissue(s: pd.DataFrame, tag: str) -> pd.DataFrame:
-    """The report reissued under another unit: same sentences, other ids."""
-    s = s.copy()
-    for c in ("doc_id", "article_id", "unit"):
-        s[c] = s[c].astype(str) + tag
-    return s
 
 
 def _new_ids(s: pd.DataFrame, tag: str) -> pd.DataFrame:
@@ -117,7 +109,7 @@ def test_reruns_update_the_state_to_what_a_search_from_scratch_gives(
     search from scratch leaves."""
     monkeypatch.setattr(copies, "MAX_CHANGED_SHARE", 1.0)  # 21 reports: one file is ~5 % of texts
     monkeypatch.setattr(copies, "REWRITE_SHARE", -1.0)  # the state written every run: compared
-    reissue = _reissue(gov[1], "-再版")
+    reissue = reissued(gov[1], "-再版")
     copied = _long_body(gov[8], 5, skip=10)
     deleted = _long_body(gov[1], 6, skip=30)
     with_copy = _appended(gov[5], copied, "-抄")
@@ -127,13 +119,13 @@ def test_reruns_update_the_state_to_what_a_search_from_scratch_gives(
         ("problem added", [*gov[:3], _appended(gov[3], [PROBLEM], "-问题"), gov[4], with_copy,
                            *gov[6:], _cut(reissue, deleted, "-删")]),
         ("file added", [*gov[:3], _appended(gov[3], [PROBLEM], "-问题"), gov[4], with_copy,
-                        *gov[6:], _cut(reissue, deleted, "-删"), _reissue(gov[2], "-再版")]),
+                        *gov[6:], _cut(reissue, deleted, "-删"), reissued(gov[2], "-再版")]),
         ("file dropped", [*gov[:3], _appended(gov[3], [PROBLEM], "-问题"), gov[4], with_copy,
-                          gov[6], *gov[8:], _cut(reissue, deleted, "-删"), _reissue(gov[2], "-再版")]),
-        ("reordered", [_reissue(gov[2], "-再版"), _cut(reissue, deleted, "-删"), *gov[8:][::-1],
+                          gov[6], *gov[8:], _cut(reissue, deleted, "-删"), reissued(gov[2], "-再版")]),
+        ("reordered", [reissued(gov[2], "-再版"), _cut(reissue, deleted, "-删"), *gov[8:][::-1],
                        gov[6], with_copy, gov[4], _appended(gov[3], [PROBLEM], "-问题"),
                        *gov[:3]]),
-        ("copy deleted", [_reissue(gov[2], "-再版"), _cut(reissue, deleted, "-删"), *gov[8:][::-1],
+        ("copy deleted", [reissued(gov[2], "-再版"), _cut(reissue, deleted, "-删"), *gov[8:][::-1],
                           gov[6], _cut(with_copy, copied, "-改"), gov[4],
                           _appended(gov[3], [PROBLEM], "-问题"), *gov[:3]]),
     ]
@@ -224,7 +216,7 @@ def test_the_state_is_kept_while_the_season_stays_near_it(
     is not written again (each rerun updates from the same one), and the tables are right."""
     monkeypatch.setattr(copies, "MAX_CHANGED_SHARE", 1.0)
     monkeypatch.setattr(copies, "REWRITE_SHARE", 0.5)
-    reissue = _reissue(gov[1], "-再版")
+    reissue = reissued(gov[1], "-再版")
     memo: dict[str, Any] = {}
     _combine([*gov, reissue], memo)
     state = memo[STATE_MEMO]
@@ -250,7 +242,7 @@ def test_a_far_damaged_or_colliding_state_is_searched_anew(
     """The update does not apply, and the season is searched from scratch (same table), when
     the changed files hold too many of the texts, when the state is not one this code wrote, or
     when a changed file's text comes under the hash of another text."""
-    reissue = _reissue(gov[1], "-再版")
+    reissue = reissued(gov[1], "-再版")
     memo: dict[str, Any] = {}
     _combine([*gov, reissue], memo)
     good = memo[STATE_MEMO]
@@ -296,7 +288,7 @@ def test_a_rerun_fetches_only_its_new_pairs_rows(
     whose ids changed, and their partners'), leaves the rows memo alone, and writes this
     season's table (read back on the next run of the same season)."""
     monkeypatch.setattr(copies, "MAX_CHANGED_SHARE", 1.0)
-    reissue = _reissue(gov[1], "-再版")
+    reissue = reissued(gov[1], "-再版")
     memo: dict[str, Any] = {}
     _combine([*gov, reissue], memo)
     rows_memo = memo[ROWS_MEMO]
