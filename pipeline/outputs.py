@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -103,10 +103,15 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     if path.suffix == ".csv":
         df.to_csv(path, index=False, encoding="utf-8")
     else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        write_parquet(df, path)
 
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False).combine_chunks(), path)
+
+def write_parquet(df: pd.DataFrame, where: Path | BinaryIO) -> None:
+    """``df`` as Parquet the way :func:`write_table` writes it (one chunk per column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).combine_chunks(), where)
 
 
 def write_json(obj: Any, path: Path) -> None:

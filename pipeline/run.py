@@ -717,9 +717,7 @@ def write_sentences(entries: list[Entry], blobs: list[PartsBlob | None], path: P
     with path.open("wb") as fh:
         try:
             return rowgroups.splice(pieces, fh)
-        except rowgroups.NoPieces:  # not one sentence in the season
-            fh.seek(0)
-            fh.truncate()
+        except rowgroups.NoPieces:  # not one sentence in the season (nothing written yet)
             pq.write_table(schema.empty_table(), fh, **options)
             return 0
 

@@ -31,9 +31,8 @@ def reissued(sentences: pd.DataFrame, tag: str) -> pd.DataFrame:
 def parquet_bytes(df: pd.DataFrame) -> bytes:
     """The bytes a run would write for ``df`` (``outputs.write_table``): "the same table" means
     these are equal."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from .outputs import write_parquet
 
     sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).combine_chunks(), sink)
+    write_parquet(df, sink)
     return sink.getvalue()

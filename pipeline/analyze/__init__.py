@@ -88,7 +88,8 @@ def analyze_parts(parts: Sequence[Mapping[str, Any]], frames: Mapping[str, pd.Da
     each problem label's table (under the digests of its files' items; a label whose files only
     got new ids is renamed from the last table), the block groupings of recurring problems, the
     scores of candidate copy pairs (under the texts' hashes), the copy search's state (updated for
-    the changed files on a rerun), the rows copies show (under each file's digest), and the season's matrix counts and figures as last stored whole (the files
+    the changed files on a rerun), the rows copies show (under each file's digest), and the
+    season's matrix counts and figures as last stored whole (the files
     whose digest changed since are patched in) — same result with an empty memo as with a full
     one. A file whose part
     failed (its mapping lacks the tables' keys) is left out. ``timings``: seconds per table,
